@@ -1,0 +1,4 @@
+DROP TABLE webhook_failures;
+DROP TABLE messages;
+DROP TABLE leads;
+DROP TABLE students;

@@ -1,0 +1,211 @@
+//! Storage plumbing: one connection type over SQLite or PostgreSQL, chosen at
+//! runtime from `DATABASE_URL`, an r2d2 pool of it, embedded migrations, and
+//! the single writer that commits every write (see [`writer`]).
+//!
+//! Queries are written once with diesel's DSL and compiled for each backend
+//! through [`with_conn!`]: the derived `MultiBackend` lacks `ON CONFLICT`,
+//! booleans and `RETURNING`, which the concrete backends both have.
+
+pub mod schema;
+pub mod writer;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::{DatabaseTarget, SqliteSynchronous};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to whichever database the configuration names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection inside a
+/// [`DbConnection`]; the body is compiled once per backend.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            $crate::db::DbConnection::Postgres($c) => $body,
+        }
+    };
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+
+/// The database could not be reached or could not take a write in time.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("database unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// The pool for reads and the writer for writes: what request handlers use.
+#[derive(Clone)]
+pub struct Database {
+    pub pool: DbPool,
+    pub writer: writer::Writer,
+}
+
+impl Database {
+    /// Runs a read on a pooled connection, off the async executor.
+    pub async fn read<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Unavailable> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| Unavailable(e.to_string()))?;
+            work(&mut conn)
+        })
+        .await
+        .unwrap_or_else(|e| Err(E::from(Unavailable(format!("read task failed: {e}")))))
+    }
+
+    /// Runs a write through the single writer; see [`writer`].
+    pub async fn write<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
+    {
+        self.writer.write(work).await
+    }
+
+    /// True when a connection can be had and answers a query.
+    pub async fn ping(&self) -> bool {
+        self.read(|conn| {
+            conn.batch_execute("SELECT 1")
+                .map_err(|e| Unavailable(e.to_string()))
+        })
+        .await
+        .is_ok()
+    }
+}
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Opens connections for the pool. Unlike `establish` of the derived enum,
+/// which tries every backend in turn, it opens exactly the configured one (a
+/// mistyped PostgreSQL URL must never silently become a SQLite file).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    target: DatabaseTarget,
+    synchronous: SqliteSynchronous,
+}
+
+impl ConnectionManager {
+    pub fn new(target: DatabaseTarget, synchronous: SqliteSynchronous) -> Self {
+        Self {
+            target,
+            synchronous,
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.target {
+            DatabaseTarget::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // busy_timeout first: the other pragmas may need a lock that
+                // another connection (a checkpoint, `leadhook migrate`)
+                // holds for a moment. WAL lets readers run beside the
+                // writer; foreign keys are off by default in SQLite.
+                let pragmas = format!(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+                    self.synchronous.pragma_value()
+                );
+                conn.batch_execute(&pragmas)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            DatabaseTarget::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgres)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::connection::TransactionManager;
+        use diesel::r2d2::R2D2Connection;
+        conn.is_broken()
+            || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+/// Builds the pool. The first connection is opened eagerly so that a wrong
+/// `DATABASE_URL` stops startup instead of failing the first webhook.
+pub fn build_pool(
+    target: &DatabaseTarget,
+    synchronous: SqliteSynchronous,
+    size: u32,
+    timeout: Duration,
+) -> Result<DbPool, String> {
+    let manager = ConnectionManager::new(target.clone(), synchronous);
+    // Connect once by hand first: r2d2 would only report a timeout, the
+    // driver's own message says what is wrong.
+    r2d2::ManageConnection::connect(&manager).map_err(|e| e.to_string())?;
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(timeout)
+        // A broken connection is detected by `has_broken`; a check-out query
+        // would cost a round trip on every webhook batch.
+        .test_on_check_out(false)
+        .build(manager)
+        .map_err(|e| e.to_string())
+}
+
+/// Applies the embedded migrations of the connection's backend; returns how
+/// many were applied.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
+    };
+    applied.map_err(|e| e.to_string())
+}
+
+/// True when a diesel error means the database could not be reached or could
+/// not take the write (as opposed to a bug in a query).
+pub fn is_unavailable(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::SerializationFailure
+            | DatabaseErrorKind::ReadOnlyTransaction => true,
+            _ => {
+                let m = info.message().to_ascii_lowercase();
+                m.contains("locked")
+                    || m.contains("busy")
+                    || m.contains("full")
+                    || m.contains("disk")
+                    || m.contains("readonly")
+                    || m.contains("connection")
+            }
+        },
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
+}

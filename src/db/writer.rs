@@ -1,0 +1,153 @@
+//! The single writer: every write of the service runs here, on one thread,
+//! with group commit.
+//!
+//! Callers hand a closure to [`Writer::write`] and await its answer. The
+//! writer thread takes whatever jobs are waiting (up to a batch limit), runs
+//! them in one transaction with a savepoint per job, commits once and only
+//! then answers each caller. So:
+//! - an answer of `Ok` means the job's writes are committed (the webhook's
+//!   `200` promise);
+//! - a failing job rolls back to its own savepoint and cannot sink the others;
+//! - SQLite pays one fsync per batch rather than one per request, and never
+//!   sees two writers contend for its lock;
+//! - on PostgreSQL the batch holds a transaction-scoped advisory lock, so
+//!   writes stay serialised even when several replicas share the database.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::JoinHandle;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{DbConnection, DbPool, Unavailable};
+
+/// Key of the PostgreSQL advisory lock that serialises writers ("LEADHOOK" in ASCII).
+const PG_WRITE_LOCK_KEY: i64 = 0x4C45_4144_484F_4F4B;
+
+/// Work queued for the writer thread, type-erased.
+trait Job: Send {
+    /// Runs the job inside the batch transaction (in its own savepoint).
+    fn run(&mut self, conn: &mut DbConnection);
+    /// Answers the caller once the fate of the batch is known.
+    fn finish(self: Box<Self>, batch: Result<(), Unavailable>);
+}
+
+struct TypedJob<F, T, E> {
+    work: Option<F>,
+    outcome: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for TypedJob<F, T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send,
+    T: Send,
+    E: From<diesel::result::Error> + From<Unavailable> + Send,
+{
+    fn run(&mut self, conn: &mut DbConnection) {
+        if let Some(work) = self.work.take() {
+            // Nested inside the batch transaction, so diesel uses a savepoint.
+            self.outcome = Some(conn.transaction(work));
+        }
+    }
+
+    fn finish(self: Box<Self>, batch: Result<(), Unavailable>) {
+        let answer = match (self.outcome, batch) {
+            // The job's own failure is the more useful answer.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(e)) => Err(E::from(e)),
+            (None, Ok(())) => Err(E::from(Unavailable("the write was not run".into()))),
+        };
+        // The caller may have gone away (client disconnected); nothing to do.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Handle for submitting writes. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    /// Starts the writer thread. It stops once every `Writer` clone is
+    /// dropped and the queue is drained; join the handle to wait for that.
+    pub fn start(pool: DbPool, max_batch: usize) -> (Writer, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(max_batch.max(1) * 4);
+        let handle = std::thread::Builder::new()
+            .name("leadhook-writer".into())
+            .spawn(move || writer_loop(pool, receiver, max_batch.max(1)))
+            .expect("spawning the writer thread");
+        (Writer { queue }, handle)
+    }
+
+    /// Runs `work` in a transaction of its own within the next batch and
+    /// answers once that batch is committed (or failed).
+    pub async fn write<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob {
+            work: Some(work),
+            outcome: None,
+            reply,
+        });
+        if self.queue.send(job).await.is_err() {
+            return Err(E::from(Unavailable("the writer has stopped".into())));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(E::from(Unavailable("the writer has stopped".into()))))
+    }
+}
+
+fn writer_loop(pool: DbPool, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_batch(&pool, &mut batch);
+        if let Err(e) = &outcome {
+            log::warn!("write batch of {} failed: {e}", batch.len());
+        }
+        for job in batch {
+            job.finish(outcome.clone());
+        }
+    }
+    log::debug!("writer stopped");
+}
+
+fn run_batch(pool: &DbPool, batch: &mut [Box<dyn Job>]) -> Result<(), Unavailable> {
+    let mut conn = pool.get().map_err(|e| Unavailable(e.to_string()))?;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        (*conn).transaction::<(), diesel::result::Error, _>(|conn| {
+            if let DbConnection::Postgres(pg) = conn {
+                pg.batch_execute(&format!(
+                    "SELECT pg_advisory_xact_lock({PG_WRITE_LOCK_KEY})"
+                ))?;
+            }
+            for job in batch.iter_mut() {
+                job.run(conn);
+            }
+            Ok(())
+        })
+    }));
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Unavailable(e.to_string())),
+        Err(_) => {
+            // A job panicked mid-transaction. The connection still has a
+            // transaction open, so the pool's `has_broken` check discards it.
+            Err(Unavailable("internal error in a write".into()))
+        }
+    }
+}

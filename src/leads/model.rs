@@ -1,0 +1,99 @@
+//! The `leads` row and the queries that read and write single rows. Used by
+//! the write path (`ingest`) and by the admin service.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::{leads, messages};
+use crate::db::DbConnection;
+use crate::with_conn;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, AsChangeset, Serialize)]
+#[diesel(table_name = leads, treat_none_as_null = true)]
+pub struct Lead {
+    pub id: i64,
+    pub phone_number: Option<String>,
+    pub user_id: Option<String>,
+    pub parent_user_id: Option<String>,
+    pub username: Option<String>,
+    pub sender_name: Option<String>,
+    pub first_message: String,
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    pub first_message_time: NaiveDateTime,
+    pub last_message: String,
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    pub last_message_time: NaiveDateTime,
+    pub message_count: i64,
+    pub is_active: bool,
+    pub converted_to_student: bool,
+    pub student_id: Option<i64>,
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = leads)]
+pub struct NewLead<'a> {
+    pub phone_number: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub parent_user_id: Option<&'a str>,
+    pub username: Option<&'a str>,
+    pub sender_name: Option<&'a str>,
+    pub first_message: &'a str,
+    pub first_message_time: NaiveDateTime,
+    pub last_message: &'a str,
+    pub last_message_time: NaiveDateTime,
+    pub message_count: i64,
+    pub is_active: bool,
+    pub converted_to_student: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Lead {
+    pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Lead>> {
+        with_conn!(conn, c => leads::table.find(id).select(Lead::as_select()).first(c).optional())
+    }
+
+    pub fn find_by_user_id(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Lead>> {
+        with_conn!(conn, c => leads::table
+            .filter(leads::user_id.eq(user_id))
+            .select(Lead::as_select())
+            .first(c)
+            .optional())
+    }
+
+    pub fn find_by_phone(conn: &mut DbConnection, phone: &str) -> QueryResult<Option<Lead>> {
+        with_conn!(conn, c => leads::table
+            .filter(leads::phone_number.eq(phone))
+            .select(Lead::as_select())
+            .first(c)
+            .optional())
+    }
+
+    pub fn insert(conn: &mut DbConnection, new: &NewLead<'_>) -> QueryResult<Lead> {
+        with_conn!(conn, c => diesel::insert_into(leads::table)
+            .values(new)
+            .returning(Lead::as_returning())
+            .get_result(c))
+    }
+
+    /// Writes every column of the row back (the write path changes several
+    /// at once and runs on the single writer, so no concurrent update can be
+    /// overwritten).
+    pub fn save(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        with_conn!(conn, c => diesel::update(leads::table.find(self.id)).set(self).execute(c))?;
+        Ok(())
+    }
+
+    /// Deletes the lead and its stored messages.
+    pub fn delete_with_messages(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+        with_conn!(conn, c => {
+            diesel::delete(messages::table.filter(messages::lead_id.eq(id))).execute(c)?;
+            diesel::delete(leads::table.find(id)).execute(c)
+        })
+    }
+}

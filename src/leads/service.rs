@@ -1,0 +1,312 @@
+//! What admin staff do with leads: find, count, read, convert, deactivate,
+//! delete. Reads take a pooled connection; writes run on the single writer
+//! (through `crate::db::Database`) so they never race the webhook path.
+
+use chrono::{Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::{leads, messages};
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::leads::Lead;
+use crate::messages::{self as stored, StoredMessage};
+use crate::students::{NewStudent, Student};
+use crate::time;
+use crate::with_conn;
+
+diesel::define_sql_function! {
+    /// SQL `lower()`: both backends have it; PostgreSQL's `LIKE` is case-sensitive.
+    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Filters of the lead list, already validated by the HTTP layer.
+#[derive(Debug, Default, Clone)]
+pub struct LeadFilter {
+    pub converted: Option<bool>,
+    pub active: Option<bool>,
+    /// Free text: phone, BSUID, username, name or message text.
+    pub q: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeadPage {
+    pub items: Vec<Lead>,
+    pub total: i64,
+    pub skip: i64,
+    pub limit: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct LeadStats {
+    pub total_leads: i64,
+    pub active_leads: i64,
+    pub converted_leads: i64,
+    pub unconverted_leads: i64,
+    pub conversion_rate: String,
+    pub new_leads_today: i64,
+    pub new_leads_7d: i64,
+    pub messages_total: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeadDetail {
+    pub lead: Lead,
+    pub messages: Vec<StoredMessage>,
+    /// Pass as `before` to read the page of older messages; `null` when none.
+    pub older_before: Option<i64>,
+}
+
+/// `"28.9%"`: converted ÷ total with one decimal, `"0.0%"` when empty.
+pub fn conversion_rate(converted: i64, total: i64) -> String {
+    if total <= 0 {
+        return "0.0%".to_string();
+    }
+    format!("{:.1}%", converted as f64 * 100.0 / total as f64)
+}
+
+/// `%text%` for `LIKE … ESCAPE '\'`, lower-cased, with wildcards escaped.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for ch in text.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &LeadFilter,
+    skip: i64,
+    limit: i64,
+) -> QueryResult<LeadPage> {
+    let pattern = filter.q.as_deref().map(like_pattern);
+    let (items, total) = with_conn!(conn, c => {
+        // Built twice (count and page): a boxed query cannot be cloned.
+        let build = || {
+            let mut query = leads::table.into_boxed();
+            if let Some(converted) = filter.converted {
+                query = query.filter(leads::converted_to_student.eq(converted));
+            }
+            if let Some(active) = filter.active {
+                query = query.filter(leads::is_active.eq(active));
+            }
+            if let Some(p) = pattern.as_deref() {
+                let in_messages = messages::table
+                    .filter(messages::lead_id.eq(leads::id.nullable()))
+                    .filter(lower(messages::body.nullable()).like(p).escape('\\'));
+                query = query.filter(
+                    lower(leads::phone_number).like(p).escape('\\')
+                        .or(lower(leads::user_id).like(p).escape('\\'))
+                        .or(lower(leads::username).like(p).escape('\\'))
+                        .or(lower(leads::sender_name).like(p).escape('\\'))
+                        .or(diesel::dsl::exists(in_messages)),
+                );
+            }
+            query
+        };
+        let total: i64 = build().count().get_result(c)?;
+        let items = build()
+            .order((leads::last_message_time.desc(), leads::id.desc()))
+            .offset(skip)
+            .limit(limit)
+            .select(Lead::as_select())
+            .load(c)?;
+        QueryResult::Ok((items, total))
+    })?;
+    Ok(LeadPage {
+        items,
+        total,
+        skip,
+        limit,
+    })
+}
+
+pub fn stats(conn: &mut DbConnection) -> QueryResult<LeadStats> {
+    let now = Utc::now().naive_utc();
+    let today = now.date().and_hms_opt(0, 0, 0).unwrap_or(now);
+    let week_ago = now - Duration::days(7);
+    let (total, active, converted, today_count, week_count) = with_conn!(conn, c => {
+        let total: i64 = leads::table.count().get_result(c)?;
+        let active: i64 = leads::table.filter(leads::is_active.eq(true)).count().get_result(c)?;
+        let converted: i64 = leads::table
+            .filter(leads::converted_to_student.eq(true))
+            .count()
+            .get_result(c)?;
+        let today_count: i64 = leads::table.filter(leads::created_at.ge(today)).count().get_result(c)?;
+        let week_count: i64 = leads::table.filter(leads::created_at.ge(week_ago)).count().get_result(c)?;
+        QueryResult::Ok((total, active, converted, today_count, week_count))
+    })?;
+    Ok(LeadStats {
+        total_leads: total,
+        active_leads: active,
+        converted_leads: converted,
+        unconverted_leads: total - converted,
+        conversion_rate: conversion_rate(converted, total),
+        new_leads_today: today_count,
+        new_leads_7d: week_count,
+        messages_total: stored::count_all(conn)?,
+    })
+}
+
+pub fn detail(
+    conn: &mut DbConnection,
+    id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<LeadDetail, AppError> {
+    let lead = Lead::find(conn, id)?.ok_or_else(|| lead_not_found(id))?;
+    let cursor = match before {
+        Some(message_id) => match stored::find(conn, message_id)? {
+            Some(m) if m.lead_id == Some(id) => Some(m),
+            _ => {
+                return Err(AppError::BadRequest(format!(
+                    "before={message_id} is not a message of lead {id}"
+                )))
+            }
+        },
+        None => None,
+    };
+    // One extra row tells whether an older page exists.
+    let mut page = stored::page_for_lead(conn, id, cursor.as_ref(), limit + 1)?;
+    let older_before = if page.len() as i64 > limit {
+        page.remove(0);
+        page.first().map(|m| m.id)
+    } else {
+        None
+    };
+    Ok(LeadDetail {
+        lead,
+        messages: page,
+        older_before,
+    })
+}
+
+pub fn lead_not_found(id: i64) -> AppError {
+    AppError::NotFound(format!("no lead with id {id}"))
+}
+
+/// Marks the lead converted and links the student: the given one (which must
+/// exist), else the one registered under the lead's phone or BSUID, else a new
+/// one made from the lead. Converting again to the same student changes
+/// nothing; to another student is a conflict.
+pub fn convert(
+    conn: &mut DbConnection,
+    id: i64,
+    student_id: Option<i64>,
+) -> Result<(Lead, Student), AppError> {
+    let mut lead = Lead::find(conn, id)?.ok_or_else(|| lead_not_found(id))?;
+    let student = match student_id {
+        Some(sid) => Student::find(conn, sid)?
+            .ok_or_else(|| AppError::Unprocessable(format!("no student with id {sid}")))?,
+        None => match lead.student_id {
+            Some(existing) => Student::find(conn, existing)?.ok_or_else(|| {
+                AppError::Internal(format!("lead {id} links missing student {existing}"))
+            })?,
+            None => match Student::find_by_identity(
+                conn,
+                lead.phone_number.as_deref(),
+                lead.user_id.as_deref(),
+            )? {
+                Some(s) => s,
+                None => Student::insert(
+                    conn,
+                    &NewStudent {
+                        phone_number: lead.phone_number.as_deref(),
+                        user_id: lead.user_id.as_deref(),
+                        name: lead.sender_name.as_deref(),
+                        email: None,
+                        created_at: time::now(),
+                    },
+                )?,
+            },
+        },
+    };
+    match lead.student_id {
+        Some(existing) if lead.converted_to_student && existing == student.id => {
+            return Ok((lead, student))
+        }
+        Some(existing) if lead.converted_to_student => {
+            return Err(AppError::Conflict(format!(
+                "lead {id} is already converted to student {existing}"
+            )))
+        }
+        _ => {}
+    }
+    lead.converted_to_student = true;
+    lead.student_id = Some(student.id);
+    lead.updated_at = time::now();
+    lead.save(conn)?;
+    Ok((lead, student))
+}
+
+pub fn deactivate(conn: &mut DbConnection, id: i64) -> Result<Lead, AppError> {
+    let mut lead = Lead::find(conn, id)?.ok_or_else(|| lead_not_found(id))?;
+    if lead.is_active {
+        lead.is_active = false;
+        lead.updated_at = time::now();
+        lead.save(conn)?;
+    }
+    Ok(lead)
+}
+
+pub fn hard_delete(conn: &mut DbConnection, id: i64) -> Result<(), AppError> {
+    match Lead::delete_with_messages(conn, id)? {
+        0 => Err(lead_not_found(id)),
+        _ => Ok(()),
+    }
+}
+
+/// Links the existing lead(s) of a newly registered student to it: the person
+/// has converted, and no further message of theirs updates a lead.
+pub fn link_student(
+    conn: &mut DbConnection,
+    student: &Student,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let by_bsuid = match student.user_id.as_deref() {
+        Some(u) => Lead::find_by_user_id(conn, u)?,
+        None => None,
+    };
+    let by_phone = match student.phone_number.as_deref() {
+        Some(p) => Lead::find_by_phone(conn, p)?,
+        None => None,
+    };
+    let mut linked = 0;
+    let same_lead = matches!((&by_bsuid, &by_phone), (Some(a), Some(b)) if a.id == b.id);
+    let by_phone = if same_lead { None } else { by_phone };
+    for mut lead in by_bsuid.into_iter().chain(by_phone) {
+        if lead.converted_to_student {
+            continue;
+        }
+        lead.converted_to_student = true;
+        lead.student_id = Some(student.id);
+        lead.updated_at = now;
+        lead.save(conn)?;
+        linked += 1;
+    }
+    Ok(linked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversion_rate_has_one_decimal() {
+        assert_eq!(conversion_rate(0, 0), "0.0%");
+        assert_eq!(conversion_rate(13, 45), "28.9%");
+        assert_eq!(conversion_rate(1, 1), "100.0%");
+        assert_eq!(conversion_rate(1, 3), "33.3%");
+    }
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(like_pattern("Ada_50%"), "%ada\\_50\\%%");
+    }
+}

@@ -1,0 +1,131 @@
+//! Stored WhatsApp messages: one row per WhatsApp message id, ever.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::messages;
+use crate::db::DbConnection;
+use crate::with_conn;
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = messages)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub wamid: String,
+    pub lead_id: Option<i64>,
+    pub direction: String,
+    pub phone_number: Option<String>,
+    pub user_id: Option<String>,
+    pub sender_name: Option<String>,
+    pub business_phone_number_id: Option<String>,
+    pub message_type: String,
+    pub body: String,
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    pub wa_timestamp: NaiveDateTime,
+    #[serde(serialize_with = "crate::time::rfc3339")]
+    pub received_at: NaiveDateTime,
+    pub status: Option<String>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
+    pub status_updated_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = messages)]
+pub struct NewMessage<'a> {
+    pub wamid: &'a str,
+    pub direction: &'a str,
+    pub phone_number: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub sender_name: Option<&'a str>,
+    pub business_phone_number_id: Option<&'a str>,
+    pub message_type: &'a str,
+    pub body: &'a str,
+    pub wa_timestamp: NaiveDateTime,
+    pub received_at: NaiveDateTime,
+}
+
+/// Inserts the message unless its WhatsApp id is already stored; true when it
+/// was new. The unique index on `wamid` makes this hold across restarts and
+/// replicas, not just within one process.
+pub fn insert_if_new(conn: &mut DbConnection, new: &NewMessage<'_>) -> QueryResult<bool> {
+    let inserted = with_conn!(conn, c => diesel::insert_into(messages::table)
+        .values(new)
+        .on_conflict(messages::wamid)
+        .do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}
+
+pub fn set_lead(conn: &mut DbConnection, wamid: &str, lead_id: i64) -> QueryResult<()> {
+    with_conn!(conn, c => diesel::update(messages::table.filter(messages::wamid.eq(wamid)))
+        .set(messages::lead_id.eq(lead_id))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Moves every message of one lead to another (used when two leads merge).
+pub fn move_to_lead(conn: &mut DbConnection, from: i64, to: i64) -> QueryResult<usize> {
+    with_conn!(conn, c => diesel::update(messages::table.filter(messages::lead_id.eq(from)))
+        .set(messages::lead_id.eq(to))
+        .execute(c))
+}
+
+/// Records a delivery status on the outbound message it belongs to; true when
+/// such a message exists.
+pub fn apply_status(
+    conn: &mut DbConnection,
+    wamid: &str,
+    status: &str,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = with_conn!(conn, c => diesel::update(
+            messages::table
+                .filter(messages::wamid.eq(wamid))
+                .filter(messages::direction.eq("outbound")),
+        )
+        .set((messages::status.eq(status), messages::status_updated_at.eq(at)))
+        .execute(c))?;
+    Ok(updated > 0)
+}
+
+/// A page of one lead's messages, oldest first: the newest `limit` of those
+/// before message `before` (by WhatsApp timestamp, then id).
+pub fn page_for_lead(
+    conn: &mut DbConnection,
+    lead_id: i64,
+    before: Option<&StoredMessage>,
+    limit: i64,
+) -> QueryResult<Vec<StoredMessage>> {
+    let mut page: Vec<StoredMessage> = with_conn!(conn, c => {
+        let mut query = messages::table
+            .filter(messages::lead_id.eq(lead_id))
+            .select(StoredMessage::as_select())
+            .into_boxed();
+        if let Some(b) = before {
+            query = query.filter(
+                messages::wa_timestamp.lt(b.wa_timestamp).or(messages::wa_timestamp
+                    .eq(b.wa_timestamp)
+                    .and(messages::id.lt(b.id))),
+            );
+        }
+        query
+            .order((messages::wa_timestamp.desc(), messages::id.desc()))
+            .limit(limit)
+            .load(c)
+    })?;
+    page.reverse();
+    Ok(page)
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<StoredMessage>> {
+    with_conn!(conn, c => messages::table
+        .find(id)
+        .select(StoredMessage::as_select())
+        .first(c)
+        .optional())
+}
+
+pub fn count_all(conn: &mut DbConnection) -> QueryResult<i64> {
+    with_conn!(conn, c => messages::table.count().get_result(c))
+}

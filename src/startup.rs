@@ -1,0 +1,150 @@
+//! Wiring: pool, migrations, writer, conversation store, routes, listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::Logger;
+use actix_web::{web, App, HttpServer, ResponseError};
+
+use crate::config::{Config, ConfigError};
+use crate::conversations::{spawn_janitor, ConversationStore};
+use crate::db::{self, writer::Writer, Database};
+use crate::error::AppError;
+use crate::routes;
+
+/// What every request handler can reach.
+pub struct AppState {
+    pub config: Config,
+    pub db: Database,
+    pub conversations: Arc<ConversationStore>,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// Opens the database named by the configuration and applies migrations.
+/// Errors name `DATABASE_URL`, on one line, without the password.
+pub fn open_database(config: &Config) -> Result<db::DbPool, ConfigError> {
+    let fail = |what: &str, e: String| ConfigError {
+        variable: "DATABASE_URL",
+        message: format!(
+            "{what} {}: {}",
+            config.database,
+            e.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+    };
+    let pool = db::build_pool(
+        &config.database,
+        config.sqlite_synchronous,
+        config.pool_size,
+        config.pool_timeout,
+    )
+    .map_err(|e| fail("cannot open", e))?;
+    let mut conn = pool.get().map_err(|e| fail("cannot open", e.to_string()))?;
+    let applied = db::run_migrations(&mut conn).map_err(|e| fail("cannot migrate", e))?;
+    if applied > 0 {
+        log::info!("applied {applied} migration(s) to {}", config.database);
+    }
+    Ok(pool)
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port, as
+    /// the tests do). The server starts serving when awaited.
+    pub async fn build(config: Config) -> Result<Application, ConfigError> {
+        for warning in config.warnings() {
+            log::warn!("{warning}");
+        }
+        let pool = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || open_database(&config))
+                .await
+                .map_err(|e| ConfigError {
+                    variable: "DATABASE_URL",
+                    message: e.to_string(),
+                })??
+        };
+        let (writer, _writer_thread) = Writer::start(pool.clone(), config.write_batch_max);
+        let conversations = Arc::new(ConversationStore::new(config.conversations));
+        spawn_janitor(
+            conversations.clone(),
+            janitor_period(config.conversations.idle_ttl),
+        );
+
+        let listener =
+            TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| ConfigError {
+                variable: if config.port == 0 { "HOST" } else { "PORT" },
+                message: format!("cannot listen on {}:{}: {e}", config.host, config.port),
+            })?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(config.port);
+        log::info!(
+            "leadhook listening on {}:{port} ({} database)",
+            config.host,
+            config.database.backend_name()
+        );
+
+        let workers = config.workers;
+        let grace = config.shutdown_grace;
+        let state = web::Data::new(AppState {
+            config,
+            db: Database { pool, writer },
+            conversations,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    AppError::BadRequest(format!("invalid query string: {e}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    AppError::BadRequest(format!("invalid path: {e}")).into()
+                }))
+                // Paths only: query strings can carry the verify token.
+                .wrap(
+                    Logger::new("%s %U %Dms")
+                        .exclude("/api/webhook/whatsapp")
+                        .exclude("/healthz")
+                        .exclude("/readyz"),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(|| async {
+                    AppError::NotFound("no such endpoint".into()).error_response()
+                }))
+        })
+        .workers(workers)
+        .shutdown_timeout(grace.as_secs())
+        .listen(listener)
+        .map_err(|e| ConfigError {
+            variable: "PORT",
+            message: e.to_string(),
+        })?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from elsewhere (tests); `SIGTERM`/`SIGINT` do the same.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped. In-flight requests finish first (within the
+    /// grace period), and each of them only answers after its commit.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn janitor_period(ttl: Duration) -> Duration {
+    (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}

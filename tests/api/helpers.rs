@@ -1,0 +1,274 @@
+//! Test support: a real server on port 0 over a fresh database, and request
+//! helpers so each test reads like what a user does.
+//!
+//! Every test runs on SQLite. It also runs on PostgreSQL when
+//! `LEADHOOK_TEST_POSTGRES_URL` names a server (e.g.
+//! `postgres://postgres@127.0.0.1:5432`); each test then gets a database of its
+//! own, dropped afterwards.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use leadhook::config::Config;
+use leadhook::startup::Application;
+use leadhook::whatsapp::signature;
+use serde_json::Value;
+
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const POSTGRES_VAR: &str = "LEADHOOK_TEST_POSTGRES_URL";
+
+/// Declares test functions `async fn name(app: TestApp)` as two tests each:
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+                super::$name(app.expect("SQLite is always available")).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await {
+                    Some(app) => super::$name(app).await,
+                    None => eprintln!("skipped: set {} to run on PostgreSQL", $crate::helpers::POSTGRES_VAR),
+                }
+            }
+        }
+    )*};
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that lives as long as the test.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    fn create(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))),
+            Backend::Postgres => {
+                let base = std::env::var(POSTGRES_VAR)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())?;
+                let admin_url = format!("{}/postgres", base.trim_end_matches('/'));
+                static COUNTER: AtomicU32 = AtomicU32::new(0);
+                let name = format!(
+                    "leadhook_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    chrono::Utc::now().timestamp_micros()
+                );
+                let mut conn = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+                    panic!("{POSTGRES_VAR} is set but {admin_url} is unreachable: {e}")
+                });
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                Some(TestDb::Postgres { admin_url, name })
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => dir.path().join("leadhook.db").display().to_string(),
+            TestDb::Postgres { admin_url, name } => {
+                format!("{}/{name}", admin_url.trim_end_matches("/postgres"))
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            if let Ok(mut conn) = PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    vars: HashMap<String, String>,
+    handle: actix_web::dev::ServerHandle,
+    // Last: dropped after the server handle.
+    db: TestDb,
+}
+
+impl TestApp {
+    /// A server with every secret set; `None` when the backend is not
+    /// available (PostgreSQL without its variable).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, &[]).await
+    }
+
+    /// Like [`TestApp::spawn`], with environment overrides; an override with
+    /// an empty value removes the variable.
+    pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
+        let db = TestDb::create(backend)?;
+        let mut vars: HashMap<String, String> = [
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            ("WHATSAPP_APP_SECRET", APP_SECRET),
+            ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+            ("ADMIN_TOKEN", ADMIN_TOKEN),
+            ("HTTP_WORKERS", "2"),
+            ("DATABASE_POOL_SIZE", "4"),
+            ("SHUTDOWN_GRACE_SECS", "5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        vars.insert("DATABASE_URL".into(), db.url());
+        for (k, v) in overrides {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let (address, handle) = start(&vars).await;
+        Some(TestApp {
+            address,
+            client: reqwest::Client::new(),
+            backend,
+            vars,
+            handle,
+            db,
+        })
+    }
+
+    /// Stops the server (gracefully) and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        self.handle.stop(true).await;
+        let (address, handle) = start(&self.vars).await;
+        self.address = address;
+        self.handle = handle;
+        self
+    }
+
+    pub fn database_url(&self) -> String {
+        self.db.url()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Signs and posts a webhook body exactly as WhatsApp does.
+    pub async fn post_webhook(&self, body: &Value) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).expect("serialise");
+        let sig = signature::sign(APP_SECRET.as_bytes(), &bytes);
+        self.post_raw(bytes, Some(&sig)).await
+    }
+
+    pub async fn post_raw(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/api/webhook/whatsapp"))
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(sig) = signature {
+            request = request.header("X-Hub-Signature-256", sig);
+        }
+        request.send().await.expect("webhook request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("admin request")
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("admin request")
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("admin request")
+    }
+
+    /// GET an admin path, assert 200, return the JSON.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let response = self.admin_get(path).await;
+        let status = response.status();
+        let body = response.text().await.expect("body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("JSON body")
+    }
+
+    /// Every lead, newest activity first.
+    pub async fn leads(&self) -> Vec<Value> {
+        self.admin_json("/api/admin/leads?limit=500").await["items"]
+            .as_array()
+            .expect("items")
+            .clone()
+    }
+
+    /// The one lead matching `q`; panics unless exactly one matches.
+    pub async fn lead(&self, q: &str) -> Value {
+        let page = self.admin_json(&format!("/api/admin/leads?q={q}")).await;
+        let items = page["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "expected one lead for q={q}: {page:#}");
+        items[0].clone()
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.admin_json("/api/admin/leads/stats").await
+    }
+}
+
+async fn start(vars: &HashMap<String, String>) -> (String, actix_web::dev::ServerHandle) {
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration");
+    let app = Application::build(config)
+        .await
+        .expect("application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    (address, handle)
+}
+
+/// Asserts the status and returns the JSON body, with the body in the message
+/// when the status is wrong.
+pub async fn json_with_status(response: reqwest::Response, expected: u16) -> Value {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(status, expected, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}

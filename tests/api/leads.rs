@@ -1,0 +1,194 @@
+//! Exactly-once leads: duplicates, retries, concurrency, restarts, ordering by
+//! WhatsApp timestamp, profile names, reactivation and students.
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::{json_with_status, TestApp};
+use crate::payloads::{text_from, webhook, Msg, Sender, T0};
+
+async fn redelivered_message_counts_once(app: TestApp) {
+    let body = text_from("15552220001", "wamid.R1", T0, "first");
+    for _ in 0..3 {
+        assert_eq!(app.post_webhook(&body).await.status(), 200);
+    }
+    let lead = app.lead("15552220001").await;
+    assert_eq!(lead["message_count"], 1);
+    assert_eq!(app.stats().await["messages_total"], 1);
+}
+
+async fn twenty_concurrent_deliveries_of_one_message_count_once(app: TestApp) {
+    let body = text_from("15552220002", "wamid.C20", T0, "once");
+    let responses = join_all((0..20).map(|_| app.post_webhook(&body))).await;
+    assert!(responses.iter().all(|r| r.status() == 200));
+    let lead = app.lead("15552220002").await;
+    assert_eq!(lead["message_count"], 1);
+    assert_eq!(app.stats().await["messages_total"], 1);
+    let convos = app.admin_json("/api/admin/conversations").await;
+    assert_eq!(convos["items"][0]["message_count"], 1);
+}
+
+async fn two_hundred_concurrent_messages_from_one_sender_count_200(app: TestApp) {
+    let bodies: Vec<_> = (0..200)
+        .map(|i| {
+            text_from(
+                "15552220003",
+                &format!("wamid.P{i}"),
+                T0 + i,
+                &format!("message {i}"),
+            )
+        })
+        .collect();
+    let responses = join_all(bodies.iter().map(|b| app.post_webhook(b))).await;
+    assert!(responses.iter().all(|r| r.status() == 200));
+    let lead = app.lead("15552220003").await;
+    assert_eq!(lead["message_count"], 200);
+    assert_eq!(lead["first_message"], "message 0");
+    assert_eq!(lead["last_message"], "message 199");
+    let stats = app.stats().await;
+    assert_eq!(stats["total_leads"], 1);
+    assert_eq!(stats["messages_total"], 200);
+}
+
+async fn older_message_delivered_last_does_not_become_last_message(app: TestApp) {
+    let phone = "15552220004";
+    for (id, ts, text) in [
+        ("wamid.O2", T0 + 60, "middle"),
+        ("wamid.O3", T0 + 120, "newest"),
+        ("wamid.O1", T0, "oldest"),
+    ] {
+        assert_eq!(
+            app.post_webhook(&text_from(phone, id, ts, text))
+                .await
+                .status(),
+            200
+        );
+    }
+    let lead = app.lead(phone).await;
+    assert_eq!(lead["message_count"], 3);
+    assert_eq!(lead["last_message"], "newest");
+    assert_eq!(lead["first_message"], "oldest");
+    assert_eq!(lead["last_message_time"], "2025-11-13T02:15:20Z");
+}
+
+async fn restart_then_redelivery_counts_nothing_new(app: TestApp) {
+    let bodies: Vec<_> = (0..5)
+        .map(|i| {
+            text_from(
+                "15552220005",
+                &format!("wamid.RS{i}"),
+                T0 + i,
+                "before restart",
+            )
+        })
+        .collect();
+    for b in &bodies {
+        assert_eq!(app.post_webhook(b).await.status(), 200);
+    }
+    let app = app.restart().await;
+    for b in &bodies {
+        let reply = json_with_status(app.post_webhook(b).await, 200).await;
+        assert_eq!(reply["stored"], 0);
+        assert_eq!(reply["duplicates"], 1);
+    }
+    assert_eq!(app.lead("15552220005").await["message_count"], 5);
+    assert_eq!(app.stats().await["messages_total"], 5);
+    // The restarted process has no live conversation for redelivered messages.
+    assert_eq!(app.admin_json("/api/admin/conversations").await["total"], 0);
+}
+
+async fn sender_name_is_the_latest_non_empty_profile_name(app: TestApp) {
+    let phone = "15552220006";
+    let app = &app;
+    let send = |id: &'static str, ts: i64, name: &'static str| {
+        let body = webhook(&[Msg::text(&Sender::phone(phone).named(name), id, ts, "hi")]);
+        async move { assert_eq!(app.post_webhook(&body).await.status(), 200) }
+    };
+    send("wamid.N1", T0, "Ada").await;
+    assert_eq!(app.lead(phone).await["sender_name"], "Ada");
+    send("wamid.N2", T0 + 10, "Ada L.").await;
+    assert_eq!(app.lead(phone).await["sender_name"], "Ada L.");
+    send("wamid.N3", T0 + 20, "").await;
+    assert_eq!(
+        app.lead(phone).await["sender_name"],
+        "Ada L.",
+        "an empty name does not erase"
+    );
+    send("wamid.N4", T0 + 5, "Old Name").await;
+    assert_eq!(
+        app.lead(phone).await["sender_name"],
+        "Ada L.",
+        "an older message's name does not win"
+    );
+}
+
+async fn deactivated_lead_that_writes_again_is_active(app: TestApp) {
+    let phone = "15552220007";
+    app.post_webhook(&text_from(phone, "wamid.D1", T0, "hi"))
+        .await;
+    let id = app.lead(phone).await["id"].clone();
+    let response = app.admin_delete(&format!("/api/admin/leads/{id}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.lead(phone).await["is_active"], false);
+    assert_eq!(app.stats().await["active_leads"], 0);
+    app.post_webhook(&text_from(phone, "wamid.D2", T0 + 60, "back again"))
+        .await;
+    let lead = app.lead(phone).await;
+    assert_eq!(lead["is_active"], true);
+    assert_eq!(lead["id"], id);
+    assert_eq!(lead["message_count"], 2);
+}
+
+async fn registered_students_create_no_leads(app: TestApp) {
+    let created = app
+        .admin_post(
+            "/api/admin/students",
+            &json!({"phone_number": "+1 555-222-0008", "name": "Grace"}),
+        )
+        .await;
+    let student = json_with_status(created, 201).await;
+    assert_eq!(student["student"]["phone_number"], "15552220008");
+    let reply = json_with_status(
+        app.post_webhook(&text_from("15552220008", "wamid.S1", T0, "I'm enrolled"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(reply["stored"], 1, "the message itself is stored");
+    let stats = app.stats().await;
+    assert_eq!(stats["total_leads"], 0);
+    assert_eq!(stats["messages_total"], 1);
+}
+
+async fn converted_lead_keeps_its_history_and_counts_no_more(app: TestApp) {
+    let phone = "15552220009";
+    app.post_webhook(&text_from(phone, "wamid.CV1", T0, "interested"))
+        .await;
+    let id = app.lead(phone).await["id"].clone();
+    let converted = json_with_status(
+        app.admin_post(&format!("/api/admin/leads/{id}/convert"), &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(converted["lead"]["converted_to_student"], true);
+    // Now a student: further messages update no lead.
+    app.post_webhook(&text_from(phone, "wamid.CV2", T0 + 60, "see you in class"))
+        .await;
+    let lead = app.lead(phone).await;
+    assert_eq!(lead["message_count"], 1);
+    assert_eq!(lead["converted_to_student"], true);
+    assert_eq!(app.stats().await["conversion_rate"], "100.0%");
+}
+
+crate::on_both_databases!(
+    redelivered_message_counts_once,
+    twenty_concurrent_deliveries_of_one_message_count_once,
+    two_hundred_concurrent_messages_from_one_sender_count_200,
+    older_message_delivered_last_does_not_become_last_message,
+    restart_then_redelivery_counts_nothing_new,
+    sender_name_is_the_latest_non_empty_profile_name,
+    deactivated_lead_that_writes_again_is_active,
+    registered_students_create_no_leads,
+    converted_lead_keeps_its_history_and_counts_no_more,
+);

@@ -56,9 +56,6 @@ impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port, as
     /// the tests do). The server starts serving when awaited.
     pub async fn build(config: Config) -> Result<Application, ConfigError> {
-        for warning in config.warnings() {
-            log::warn!("{warning}");
-        }
         let pool = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || open_database(&config))
@@ -68,6 +65,10 @@ impl Application {
                     message: e.to_string(),
                 })??
         };
+        // After the database: a startup that fails does so with one line.
+        for warning in config.warnings() {
+            log::warn!("{warning}");
+        }
         let (writer, _writer_thread) = Writer::start(pool.clone(), config.write_batch_max);
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(

@@ -141,6 +141,14 @@ pub struct Config {
     pub write_batch_max: usize,
     pub shutdown_grace: Duration,
     pub workers: usize,
+    /// Longest a client may take to send a request's head, and its body.
+    pub request_timeout: Duration,
+    /// Failed admin logins allowed per client address within the window.
+    pub admin_auth_max_failures: u32,
+    pub admin_auth_window: Duration,
+    /// Take the client address from `X-Forwarded-For` (behind a PaaS proxy)
+    /// rather than from the TCP peer.
+    pub trust_forwarded_for: bool,
 }
 
 /// One bad variable: printed as one line at startup.
@@ -218,6 +226,18 @@ impl Config {
                 0..=3_600,
             )?),
             workers: vars.number("HTTP_WORKERS", workers_default, 1..=256)?,
+            request_timeout: Duration::from_secs(vars.number(
+                "REQUEST_TIMEOUT_SECS",
+                10,
+                1..=600,
+            )?),
+            admin_auth_max_failures: vars.number("ADMIN_AUTH_MAX_FAILURES", 10, 1..=1_000_000)?,
+            admin_auth_window: Duration::from_secs(vars.number(
+                "ADMIN_AUTH_WINDOW_SECS",
+                60,
+                1..=86_400,
+            )?),
+            trust_forwarded_for: vars.boolean("TRUST_FORWARDED_FOR", false)?,
         })
     }
 
@@ -253,6 +273,18 @@ impl Vars<'_> {
 
     fn text(&self, key: &'static str, default: &str) -> Result<String, ConfigError> {
         Ok(self.get(key).unwrap_or_else(|| default.to_string()))
+    }
+
+    fn boolean(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => Err(ConfigError {
+                variable: key,
+                message: format!("'{other}' is not true or false"),
+            }),
+        }
     }
 
     fn secret(&self, key: &'static str) -> Option<Secret> {

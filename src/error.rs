@@ -21,6 +21,11 @@ pub enum AppError {
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
+    RequestTimeout(String),
+    /// Too many failed attempts; the client may retry after this many seconds.
+    #[error("{0}")]
+    TooManyRequests(String, u64),
+    #[error("{0}")]
     Unavailable(String),
     /// A bug or an unexpected database answer: logged in full, answered
     /// without detail.
@@ -37,6 +42,8 @@ impl ResponseError for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            AppError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -50,9 +57,15 @@ impl ResponseError for AppError {
         if let AppError::Unauthorized(_) = self {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        if let AppError::Unavailable(_) = self {
+        match self {
             // Tell well-behaved clients (and WhatsApp) to come back shortly.
-            response.insert_header(("Retry-After", "5"));
+            AppError::Unavailable(_) => {
+                response.insert_header(("Retry-After", "5"));
+            }
+            AppError::TooManyRequests(_, seconds) => {
+                response.insert_header(("Retry-After", seconds.to_string()));
+            }
+            _ => {}
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

@@ -13,12 +13,14 @@ use crate::conversations::{spawn_janitor, ConversationStore};
 use crate::db::{self, writer::Writer, Database};
 use crate::error::AppError;
 use crate::routes;
+use crate::routes::admin::throttle::AuthThrottle;
 
 /// What every request handler can reach.
 pub struct AppState {
     pub config: Config,
     pub db: Database,
     pub conversations: Arc<ConversationStore>,
+    pub admin_throttle: AuthThrottle,
 }
 
 pub struct Application {
@@ -93,7 +95,12 @@ impl Application {
 
         let workers = config.workers;
         let grace = config.shutdown_grace;
+        let request_timeout = config.request_timeout;
         let state = web::Data::new(AppState {
+            admin_throttle: AuthThrottle::new(
+                config.admin_auth_max_failures,
+                config.admin_auth_window,
+            ),
             config,
             db: Database { pool, writer },
             conversations,
@@ -120,6 +127,8 @@ impl Application {
                 }))
         })
         .workers(workers)
+        // A client that has not sent its request head by then gets 408.
+        .client_request_timeout(request_timeout)
         .shutdown_timeout(grace.as_secs())
         .listen(listener)
         .map_err(|e| ConfigError {

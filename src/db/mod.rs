@@ -99,13 +99,21 @@ pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 pub struct ConnectionManager {
     target: DatabaseTarget,
     synchronous: SqliteSynchronous,
+    /// How long SQLite waits for a lock before giving up: the same bound as
+    /// the pool's, so a locked database answers `503` in bounded time.
+    busy_timeout: Duration,
 }
 
 impl ConnectionManager {
-    pub fn new(target: DatabaseTarget, synchronous: SqliteSynchronous) -> Self {
+    pub fn new(
+        target: DatabaseTarget,
+        synchronous: SqliteSynchronous,
+        busy_timeout: Duration,
+    ) -> Self {
         Self {
             target,
             synchronous,
+            busy_timeout,
         }
     }
 }
@@ -124,8 +132,9 @@ impl r2d2::ManageConnection for ConnectionManager {
                 // holds for a moment. WAL lets readers run beside the
                 // writer; foreign keys are off by default in SQLite.
                 let pragmas = format!(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+                    self.busy_timeout.as_millis(),
                     self.synchronous.pragma_value()
                 );
                 conn.batch_execute(&pragmas)
@@ -159,7 +168,7 @@ pub fn build_pool(
     size: u32,
     timeout: Duration,
 ) -> Result<DbPool, String> {
-    let manager = ConnectionManager::new(target.clone(), synchronous);
+    let manager = ConnectionManager::new(target.clone(), synchronous, timeout);
     // Connect once by hand first: r2d2 would only report a timeout, the
     // driver's own message says what is wrong.
     r2d2::ManageConnection::connect(&manager).map_err(|e| e.to_string())?;

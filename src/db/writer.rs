@@ -151,3 +151,135 @@ fn run_batch(pool: &DbPool, batch: &mut [Box<dyn Job>]) -> Result<(), Unavailabl
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+    use std::time::Duration;
+
+    use diesel::prelude::*;
+
+    use super::*;
+    use crate::config::{DatabaseTarget, SqliteSynchronous};
+    use crate::db::{build_pool, run_migrations, schema::webhook_failures};
+    use crate::failures;
+
+    fn sqlite_pool(dir: &tempfile::TempDir) -> DbPool {
+        let target = DatabaseTarget::Sqlite(dir.path().join("w.db").display().to_string());
+        let pool = build_pool(
+            &target,
+            SqliteSynchronous::Normal,
+            3,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        run_migrations(&mut pool.get().unwrap()).unwrap();
+        pool
+    }
+
+    fn reasons(pool: &DbPool) -> Vec<String> {
+        let mut conn = pool.get().unwrap();
+        crate::with_conn!(&mut *conn, c => webhook_failures::table
+            .select(webhook_failures::reason)
+            .order(webhook_failures::id)
+            .load(c))
+        .unwrap()
+    }
+
+    #[derive(Debug)]
+    enum TestError {
+        Db,
+        Refused,
+    }
+    impl From<diesel::result::Error> for TestError {
+        fn from(_: diesel::result::Error) -> Self {
+            TestError::Db
+        }
+    }
+    impl From<Unavailable> for TestError {
+        fn from(_: Unavailable) -> Self {
+            TestError::Db
+        }
+    }
+
+    fn record(reason: &'static str) -> impl FnOnce(&mut DbConnection) -> Result<(), TestError> {
+        move |conn| {
+            failures::record(conn, reason, b"{}", crate::time::now()).map_err(TestError::from)
+        }
+    }
+
+    /// Three jobs queued while the writer is busy go out in one batch; the
+    /// failing one is rolled back to its savepoint, the other two commit and
+    /// each caller hears its own outcome.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_does_not_sink_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = sqlite_pool(&dir);
+        let (writer, _thread) = Writer::start(pool.clone(), 16);
+
+        // Hold the writer thread inside a first job until the others are queued.
+        let (release, hold) = std_mpsc::channel::<()>();
+        let (entered, wait_entered) = std_mpsc::channel::<()>();
+        let blocker = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(move |_conn| {
+                        entered.send(()).unwrap();
+                        hold.recv().unwrap();
+                        Ok::<_, TestError>(())
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || wait_entered.recv().unwrap())
+            .await
+            .unwrap();
+
+        let a = tokio::spawn({
+            let w = writer.clone();
+            async move { w.write(record("a")).await }
+        });
+        let b = tokio::spawn({
+            let w = writer.clone();
+            async move {
+                w.write(|conn| {
+                    record("b, rolled back")(conn)?;
+                    Err::<(), _>(TestError::Refused)
+                })
+                .await
+            }
+        });
+        let c = tokio::spawn({
+            let w = writer.clone();
+            async move { w.write(record("c")).await }
+        });
+        // Let the three reach the queue, then let the blocker finish.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.send(()).unwrap();
+
+        blocker.await.unwrap().unwrap();
+        assert!(a.await.unwrap().is_ok());
+        assert!(matches!(b.await.unwrap(), Err(TestError::Refused)));
+        assert!(c.await.unwrap().is_ok());
+        assert_eq!(reasons(&pool), ["a", "c"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_unavailable_once_the_writer_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = sqlite_pool(&dir);
+        let (writer, thread) = Writer::start(pool, 4);
+        let survivor = writer.clone();
+        drop(writer);
+        // The thread keeps running while a clone lives.
+        assert!(survivor.write(record("still works")).await.is_ok());
+        let (queue, _) = mpsc::channel(1);
+        let dead = Writer { queue };
+        assert!(matches!(dead.write(record("x")).await, Err(TestError::Db)));
+        drop(survivor);
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+}

@@ -52,7 +52,13 @@ pub async fn receive(
             "webhook disabled: WHATSAPP_APP_SECRET is not set".into(),
         ));
     };
-    let body = read_limited(&request, payload, state.config.max_body_bytes).await?;
+    // A client trickling its body must not hold a worker forever.
+    let body = tokio::time::timeout(
+        state.config.request_timeout,
+        read_limited(&request, payload, state.config.max_body_bytes),
+    )
+    .await
+    .map_err(|_| AppError::RequestTimeout("the request body took too long to arrive".into()))??;
     let header = request
         .headers()
         .get(SIGNATURE_HEADER)

@@ -10,4 +10,5 @@ mod health;
 mod identity;
 mod leads;
 mod process;
+mod security;
 mod webhook;

@@ -4,11 +4,14 @@ mod conversations;
 mod leads;
 mod params;
 mod students;
+pub mod throttle;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, Error, ResponseError};
+use std::net::IpAddr;
+use std::time::Instant;
 
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -30,19 +33,59 @@ pub fn scope() -> actix_web::Scope<
 }
 
 /// Every admin request passes here: no token configured → 503 (the API is
-/// never open), wrong or missing bearer token → 401.
+/// never open), an address with too many recent failures → 429, wrong or
+/// missing bearer token → 401 (and counts as a failure).
 async fn require_admin_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, Error> {
     let verdict = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => check_token(state, &req),
+        Some(state) => authorize(state, &req),
         None => Err(AppError::Internal("application state missing".into())),
     };
     match verdict {
         Ok(()) => Ok(next.call(req).await?.map_into_boxed_body()),
         Err(e) => Ok(req.into_response(e.error_response())),
     }
+}
+
+fn authorize(state: &AppState, req: &ServiceRequest) -> Result<(), AppError> {
+    let client = client_address(state, req);
+    let now = Instant::now();
+    if let Some(ip) = client {
+        if let Err(wait) = state.admin_throttle.check(ip, now) {
+            let seconds = wait.as_secs().max(1);
+            return Err(AppError::TooManyRequests(
+                format!("too many failed admin logins from this address; retry in {seconds} s"),
+                seconds,
+            ));
+        }
+    }
+    let verdict = check_token(state, req);
+    if let (Err(AppError::Unauthorized(_)), Some(ip)) = (&verdict, client) {
+        log::warn!("admin authentication failed from {ip}");
+        state.admin_throttle.record_failure(ip, now);
+    }
+    verdict
+}
+
+/// The client's address: the TCP peer, or the proxy-reported one when
+/// `TRUST_FORWARDED_FOR` says a trusted proxy sets `X-Forwarded-For`.
+fn client_address(state: &AppState, req: &ServiceRequest) -> Option<IpAddr> {
+    if state.config.trust_forwarded_for {
+        let info = req.connection_info();
+        if let Some(ip) = info.realip_remote_addr().and_then(parse_ip) {
+            return Some(ip);
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
+/// `1.2.3.4`, `1.2.3.4:567`, `[::1]:567` or `::1`.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
 fn check_token(state: &AppState, req: &ServiceRequest) -> Result<(), AppError> {

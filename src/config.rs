@@ -191,7 +191,7 @@ impl Config {
                 1024..=256 << 20,
             )?,
             conversations: ConversationLimits {
-                max_messages: vars.number("CONVERSATION_MAX_MESSAGES", 50, 1..=100_000)?,
+                max_messages: vars.number("CONVERSATION_MAX_MESSAGES", 20, 1..=100_000)?,
                 max_conversations: vars.number("CONVERSATION_MAX_COUNT", 10_000, 1..=10_000_000)?,
                 idle_ttl: Duration::from_secs(vars.number(
                     "CONVERSATION_IDLE_TTL_SECS",

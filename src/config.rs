@@ -193,11 +193,7 @@ impl Config {
             conversations: ConversationLimits {
                 max_messages: vars.number("CONVERSATION_MAX_MESSAGES", 20, 1..=100_000)?,
                 max_conversations: vars.number("CONVERSATION_MAX_COUNT", 10_000, 1..=10_000_000)?,
-                idle_ttl: Duration::from_secs(vars.number(
-                    "CONVERSATION_IDLE_TTL_SECS",
-                    86_400,
-                    1..=365 * 86_400,
-                )?),
+                idle_ttl: vars.seconds("CONVERSATION_IDLE_TTL_SECS", 86_400, 1..=365 * 86_400)?,
             },
             pool_size: vars.number("DATABASE_POOL_SIZE", 8, 2..=256)?,
             pool_timeout: Duration::from_millis(vars.number(
@@ -220,23 +216,11 @@ impl Config {
                 }
             },
             write_batch_max: vars.number("WRITE_BATCH_MAX", 256, 1..=10_000)?,
-            shutdown_grace: Duration::from_secs(vars.number(
-                "SHUTDOWN_GRACE_SECS",
-                30,
-                0..=3_600,
-            )?),
+            shutdown_grace: vars.seconds("SHUTDOWN_GRACE_SECS", 30, 0..=3_600)?,
             workers: vars.number("HTTP_WORKERS", workers_default, 1..=256)?,
-            request_timeout: Duration::from_secs(vars.number(
-                "REQUEST_TIMEOUT_SECS",
-                10,
-                1..=600,
-            )?),
+            request_timeout: vars.seconds("REQUEST_TIMEOUT_SECS", 10, 1..=600)?,
             admin_auth_max_failures: vars.number("ADMIN_AUTH_MAX_FAILURES", 10, 1..=1_000_000)?,
-            admin_auth_window: Duration::from_secs(vars.number(
-                "ADMIN_AUTH_WINDOW_SECS",
-                60,
-                1..=86_400,
-            )?),
+            admin_auth_window: vars.seconds("ADMIN_AUTH_WINDOW_SECS", 60, 1..=86_400)?,
             trust_forwarded_for: vars.boolean("TRUST_FORWARDED_FOR", false)?,
         })
     }
@@ -285,6 +269,15 @@ impl Vars<'_> {
                 message: format!("'{other}' is not true or false"),
             }),
         }
+    }
+
+    fn seconds(
+        &self,
+        key: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.number(key, default, range).map(Duration::from_secs)
     }
 
     fn secret(&self, key: &'static str) -> Option<Secret> {

@@ -29,14 +29,6 @@ pub struct LeadFilter {
     pub q: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct LeadPage {
-    pub items: Vec<Lead>,
-    pub total: i64,
-    pub skip: i64,
-    pub limit: i64,
-}
-
 #[derive(Debug, Serialize, PartialEq)]
 pub struct LeadStats {
     pub total_leads: i64,
@@ -79,14 +71,15 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
+/// A page of leads, newest activity first, and how many match in all.
 pub fn list(
     conn: &mut DbConnection,
     filter: &LeadFilter,
     skip: i64,
     limit: i64,
-) -> QueryResult<LeadPage> {
+) -> QueryResult<(Vec<Lead>, i64)> {
     let pattern = filter.q.as_deref().map(like_pattern);
-    let (items, total) = with_conn!(conn, c => {
+    with_conn!(conn, c => {
         // Built twice (count and page): a boxed query cannot be cloned.
         let build = || {
             let mut query = leads::table.into_boxed();
@@ -118,12 +111,6 @@ pub fn list(
             .select(Lead::as_select())
             .load(c)?;
         QueryResult::Ok((items, total))
-    })?;
-    Ok(LeadPage {
-        items,
-        total,
-        skip,
-        limit,
     })
 }
 

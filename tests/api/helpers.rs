@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use leadhook::config::Config;
@@ -55,7 +56,8 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    fn create(backend: Backend) -> Option<TestDb> {
+    /// A fresh database; `None` for PostgreSQL when its variable is unset.
+    pub fn create(backend: Backend) -> Option<TestDb> {
         match backend {
             Backend::Sqlite => Some(TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))),
             Backend::Postgres => {
@@ -78,6 +80,13 @@ impl TestDb {
                     .expect("create test database");
                 Some(TestDb::Postgres { admin_url, name })
             }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            TestDb::Sqlite(_) => Backend::Sqlite,
+            TestDb::Postgres { .. } => Backend::Postgres,
         }
     }
 
@@ -123,6 +132,14 @@ impl TestApp {
     /// an empty value removes the variable.
     pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
         let db = TestDb::create(backend)?;
+        let url = db.url();
+        Some(TestApp::spawn_on(db, &url, overrides).await)
+    }
+
+    /// A server on `db` that reaches it at `database_url` (which may lead
+    /// through a fault-injecting proxy), with environment overrides.
+    pub async fn spawn_on(db: TestDb, database_url: &str, overrides: &[(&str, &str)]) -> TestApp {
+        let backend = db.backend();
         let mut vars: HashMap<String, String> = [
             ("HOST", "127.0.0.1"),
             ("PORT", "0"),
@@ -132,23 +149,25 @@ impl TestApp {
             ("HTTP_WORKERS", "2"),
             ("DATABASE_POOL_SIZE", "4"),
             ("SHUTDOWN_GRACE_SECS", "5"),
+            // Tests of the login throttle set their own limit.
+            ("ADMIN_AUTH_MAX_FAILURES", "1000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        vars.insert("DATABASE_URL".into(), db.url());
+        vars.insert("DATABASE_URL".into(), database_url.to_string());
         for (k, v) in overrides {
             vars.insert(k.to_string(), v.to_string());
         }
         let (address, handle) = start(&vars).await;
-        Some(TestApp {
+        TestApp {
             address,
             client: reqwest::Client::new(),
             backend,
             vars,
             handle,
             db,
-        })
+        }
     }
 
     /// Stops the server (gracefully) and starts a new one on the same database.
@@ -158,6 +177,10 @@ impl TestApp {
         self.address = address;
         self.handle = handle;
         self
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::new(self.client.clone(), &self.address)
     }
 
     pub fn database_url(&self) -> String {
@@ -225,11 +248,7 @@ impl TestApp {
 
     /// GET an admin path, assert 200, return the JSON.
     pub async fn admin_json(&self, path: &str) -> Value {
-        let response = self.admin_get(path).await;
-        let status = response.status();
-        let body = response.text().await.expect("body");
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).expect("JSON body")
+        admin_json_at(&self.client, &self.address, path).await
     }
 
     /// Every lead, newest activity first.
@@ -262,6 +281,88 @@ async fn start(vars: &HashMap<String, String>) -> (String, actix_web::dev::Serve
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     (address, handle)
+}
+
+/// How one webhook POST ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostOutcome {
+    /// No connection could be made (refused): the server never saw the
+    /// request.
+    Refused,
+    /// Connected, but no response arrived (reset, or closed before a status
+    /// line).
+    NoResponse(String),
+    /// A response with this status.
+    Answered(u16),
+}
+
+/// A server's address and a client for it, whether the server runs in this
+/// process ([`TestApp::endpoint`]) or as a child (`child::Server::endpoint`).
+/// Unlike [`TestApp`]'s helpers it never panics on a failed request: the
+/// server may be down on purpose.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl Endpoint {
+    pub fn new(client: reqwest::Client, base: &str) -> Endpoint {
+        Endpoint {
+            client,
+            base: base.to_string(),
+        }
+    }
+
+    /// Signs `body` with [`APP_SECRET`] and posts it as WhatsApp does.
+    pub async fn post_webhook(&self, body: &[u8]) -> PostOutcome {
+        let sig = signature::sign(APP_SECRET.as_bytes(), body);
+        let sent = self
+            .client
+            .post(format!("{}/api/webhook/whatsapp", self.base))
+            .header("Content-Type", "application/json")
+            .header("X-Hub-Signature-256", sig)
+            .timeout(Duration::from_secs(15))
+            .body(body.to_vec())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => PostOutcome::Answered(response.status().as_u16()),
+            Err(e) if e.is_connect() => PostOutcome::Refused,
+            Err(e) => PostOutcome::NoResponse(e.to_string()),
+        }
+    }
+
+    /// GET `path`; its status (panics if there is no answer within 15 s).
+    pub async fn status_of(&self, path: &str) -> u16 {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .status()
+            .as_u16()
+    }
+
+    pub async fn admin_json(&self, path: &str) -> Value {
+        admin_json_at(&self.client, &self.base, path).await
+    }
+}
+
+/// GET an admin path of the server at `base` (`http://host:port`), assert
+/// 200, return the JSON.
+pub async fn admin_json_at(client: &reqwest::Client, base: &str, path: &str) -> Value {
+    let response = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin request");
+    let status = response.status();
+    let body = response.text().await.expect("body");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).expect("JSON body")
 }
 
 /// Asserts the status and returns the JSON body, with the body in the message

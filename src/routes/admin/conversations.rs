@@ -1,10 +1,8 @@
 //! Live conversations (from memory) and dead-lettered webhook bodies.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 
-use super::params;
+use super::params::{self, Page, Query};
 use crate::error::AppError;
 use crate::failures;
 use crate::startup::AppState;
@@ -30,18 +28,17 @@ async fn conversations(state: web::Data<AppState>) -> HttpResponse {
 
 async fn webhook_failures(
     state: web::Data<AppState>,
-    query: web::Query<HashMap<String, String>>,
+    query: Query,
 ) -> Result<HttpResponse, AppError> {
-    let (skip, limit) = params::page(
-        query.get("skip").map(String::as_str),
-        query.get("limit").map(String::as_str),
-        50,
-        500,
-    )?;
+    let (skip, limit) = params::list_page(&query)?;
     let (items, total) = state
         .db
         .read(move |conn| failures::list(conn, skip, limit).map_err(AppError::from))
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "items": items, "total": total, "skip": skip, "limit": limit })))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        total,
+        skip,
+        limit,
+    }))
 }

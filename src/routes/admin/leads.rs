@@ -1,16 +1,12 @@
 //! Lead endpoints of the admin API.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::params;
+use super::params::{self, arg, Page, Query};
 use crate::error::AppError;
 use crate::leads::service::{self, LeadFilter};
 use crate::startup::AppState;
-
-type Query = web::Query<HashMap<String, String>>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // `stats` before `{id}`, or it would be taken for an id.
@@ -21,12 +17,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/leads/{id}/convert", web::post().to(convert));
 }
 
-fn arg<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
-    query.get(name).map(String::as_str)
-}
-
 async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, AppError> {
-    let (skip, limit) = params::page(arg(&query, "skip"), arg(&query, "limit"), 50, 500)?;
+    let (skip, limit) = params::list_page(&query)?;
     let q = arg(&query, "q").map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > 200) {
         return Err(AppError::BadRequest(
@@ -38,11 +30,16 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
         active: params::boolean("active", arg(&query, "active"))?,
         q: q.map(str::to_string),
     };
-    let page = state
+    let (items, total) = state
         .db
         .read(move |conn| service::list(conn, &filter, skip, limit).map_err(AppError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        total,
+        skip,
+        limit,
+    }))
 }
 
 async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {

@@ -1,7 +1,32 @@
 //! Query-string values of the admin API, validated into typed values with
 //! errors that say which parameter is wrong and what it accepts.
 
+use std::collections::HashMap;
+
+use serde::Serialize;
+
 use crate::error::AppError;
+
+/// The query string of an admin request, as sent.
+pub type Query = actix_web::web::Query<HashMap<String, String>>;
+
+pub fn arg<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
+    query.get(name).map(String::as_str)
+}
+
+/// One page of a list: `{"items": […], "total": N, "skip": S, "limit": L}`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub skip: i64,
+    pub limit: i64,
+}
+
+/// `skip` and `limit` of a list endpoint (limit 1–500, default 50).
+pub fn list_page(query: &Query) -> Result<(i64, i64), AppError> {
+    page(arg(query, "skip"), arg(query, "limit"), 50, 500)
+}
 
 /// `skip`/`limit` pagination.
 pub fn page(

@@ -1,11 +1,9 @@
 //! Student registry endpoints of the admin API.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::params;
+use super::params::{self, Page, Query};
 use crate::error::AppError;
 use crate::identity::{Bsuid, PhoneNumber};
 use crate::leads::service;
@@ -85,20 +83,16 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRe
         .json(serde_json::json!({ "student": student, "leads_linked": linked })))
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AppError> {
-    let (skip, limit) = params::page(
-        query.get("skip").map(String::as_str),
-        query.get("limit").map(String::as_str),
-        50,
-        500,
-    )?;
+async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, AppError> {
+    let (skip, limit) = params::list_page(&query)?;
     let (items, total) = state
         .db
         .read(move |conn| Student::list(conn, skip, limit).map_err(AppError::from))
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "items": items, "total": total, "skip": skip, "limit": limit })))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        total,
+        skip,
+        limit,
+    }))
 }

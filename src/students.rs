@@ -15,6 +15,8 @@ pub struct Student {
     pub id: i64,
     pub phone_number: Option<String>,
     pub user_id: Option<String>,
+    pub parent_user_id: Option<String>,
+    pub username: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
     #[serde(serialize_with = "crate::time::rfc3339")]
@@ -26,6 +28,8 @@ pub struct Student {
 pub struct NewStudent<'a> {
     pub phone_number: Option<&'a str>,
     pub user_id: Option<&'a str>,
+    pub parent_user_id: Option<&'a str>,
+    pub username: Option<&'a str>,
     pub name: Option<&'a str>,
     pub email: Option<&'a str>,
     pub created_at: NaiveDateTime,

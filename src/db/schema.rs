@@ -6,6 +6,8 @@ diesel::table! {
         id -> BigInt,
         phone_number -> Nullable<Text>,
         user_id -> Nullable<Text>,
+        parent_user_id -> Nullable<Text>,
+        username -> Nullable<Text>,
         name -> Nullable<Text>,
         email -> Nullable<Text>,
         created_at -> Timestamp,

@@ -206,6 +206,8 @@ pub fn convert(
                     &NewStudent {
                         phone_number: lead.phone_number.as_deref(),
                         user_id: lead.user_id.as_deref(),
+                        parent_user_id: lead.parent_user_id.as_deref(),
+                        username: lead.username.as_deref(),
                         name: lead.sender_name.as_deref(),
                         email: None,
                         created_at: time::now(),

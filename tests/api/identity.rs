@@ -231,6 +231,25 @@ async fn message_from_a_student_registered_by_bsuid_changes_no_lead(app: TestApp
     assert_eq!(lead["student_id"], student_id);
 }
 
+async fn converting_a_username_lead_registers_the_student_by_bsuid(app: TestApp) {
+    let sender = Sender::bsuid(BSUID).named("Ada").username("ada.codes");
+    send(&app, &sender, "wamid.UC1", T0, "sign me up").await;
+    let lead = app.lead(BSUID).await;
+    let converted = app
+        .admin_post(
+            &format!("/api/admin/leads/{}/convert", lead["id"]),
+            &json!({}),
+        )
+        .await;
+    let student = json_with_status(converted, 200).await["student"].clone();
+    assert_eq!(student["user_id"], BSUID);
+    assert_eq!(student["phone_number"], Value::Null);
+    assert_eq!(student["username"], "ada.codes");
+    assert_eq!(student["name"], "Ada");
+    let students = app.admin_json("/api/admin/students").await;
+    assert_eq!(students["items"][0]["user_id"], BSUID);
+}
+
 async fn merge_racing_with_concurrent_deliveries_ends_as_one_lead(app: TestApp) {
     let mut bodies = Vec::new();
     for i in 0..30i64 {
@@ -416,6 +435,7 @@ crate::on_both_databases!(
     phone_lead_and_bsuid_lead_merge_when_a_message_shows_both,
     merge_keeps_conversion_and_student_link,
     message_from_a_student_registered_by_bsuid_changes_no_lead,
+    converting_a_username_lead_registers_the_student_by_bsuid,
     merge_racing_with_concurrent_deliveries_ends_as_one_lead,
     bsuid_in_from_is_taken_as_the_bsuid,
     message_without_any_identifier_is_dead_lettered,

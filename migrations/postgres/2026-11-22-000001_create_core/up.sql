@@ -1,14 +1,18 @@
 -- Core tables. Identity: a person is known by a phone number, a WhatsApp
 -- business-scoped user id (BSUID), or both; each is unique when present.
 CREATE TABLE students (
-    id           BIGSERIAL PRIMARY KEY,
-    phone_number TEXT UNIQUE,
-    user_id      TEXT UNIQUE,
-    name         TEXT,
-    email        TEXT,
-    created_at   TIMESTAMP NOT NULL,
+    id             BIGSERIAL PRIMARY KEY,
+    phone_number   TEXT UNIQUE,
+    user_id        TEXT UNIQUE,
+    parent_user_id TEXT,
+    username       TEXT,
+    name           TEXT,
+    email          TEXT,
+    created_at     TIMESTAMP NOT NULL,
     CHECK (phone_number IS NOT NULL OR user_id IS NOT NULL)
 );
+CREATE INDEX students_parent_user_id_idx ON students (parent_user_id);
+CREATE INDEX students_username_idx ON students (username);
 
 CREATE TABLE leads (
     id                   BIGSERIAL PRIMARY KEY,

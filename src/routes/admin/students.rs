@@ -21,6 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct StudentBody {
     phone_number: Option<String>,
     user_id: Option<String>,
+    parent_user_id: Option<String>,
+    username: Option<String>,
     name: Option<String>,
     email: Option<String>,
 }
@@ -34,7 +36,7 @@ fn non_blank(value: Option<String>) -> Option<String> {
 async fn register(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, AppError> {
     let body: StudentBody = serde_json::from_slice(&body).map_err(|e| {
         AppError::Unprocessable(format!(
-            "body must be JSON {{\"phone_number\", \"user_id\", \"name\", \"email\"}}: {e}"
+            "body must be JSON {{\"phone_number\", \"user_id\", \"parent_user_id\", \"username\", \"name\", \"email\"}}: {e}"
         ))
     })?;
     let phone = non_blank(body.phone_number)
@@ -51,6 +53,12 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRe
             "a student needs a phone_number or a user_id (BSUID), or both".into(),
         ));
     }
+    let parent = non_blank(body.parent_user_id)
+        .map(|b| {
+            Bsuid::parse(&b).map_err(|e| AppError::Unprocessable(format!("parent_user_id: {e}")))
+        })
+        .transpose()?;
+    let username = non_blank(body.username);
     let name = non_blank(body.name);
     let email = non_blank(body.email);
     let (student, linked) = state
@@ -70,6 +78,8 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRe
                 &NewStudent {
                     phone_number: phone,
                     user_id,
+                    parent_user_id: parent.as_ref().map(|b| b.as_str()),
+                    username: username.as_deref(),
                     name: name.as_deref(),
                     email: email.as_deref(),
                     created_at: now,

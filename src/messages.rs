@@ -125,7 +125,3 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<StoredMessag
         .first(c)
         .optional())
 }
-
-pub fn count_all(conn: &mut DbConnection) -> QueryResult<i64> {
-    with_conn!(conn, c => messages::table.count().get_result(c))
-}

@@ -66,3 +66,14 @@ diesel::table! {
 diesel::joinable!(leads -> students (student_id));
 diesel::joinable!(messages -> leads (lead_id));
 diesel::allow_tables_to_appear_in_same_query!(students, leads, messages, webhook_failures);
+
+diesel::table! {
+    /// One row (id 1) of running totals, kept exact by triggers.
+    lead_counters (id) {
+        id -> Integer,
+        leads -> BigInt,
+        active -> BigInt,
+        converted -> BigInt,
+        messages -> BigInt,
+    }
+}

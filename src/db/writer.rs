@@ -16,7 +16,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -128,26 +128,46 @@ fn writer_loop(pool: DbPool, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_bat
 
 fn run_batch(pool: &DbPool, batch: &mut [Box<dyn Job>]) -> Result<(), Unavailable> {
     let mut conn = pool.get().map_err(|e| Unavailable(e.to_string()))?;
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        (*conn).transaction::<(), diesel::result::Error, _>(|conn| {
-            if let DbConnection::Postgres(pg) = conn {
-                pg.batch_execute(&format!(
-                    "SELECT pg_advisory_xact_lock({PG_WRITE_LOCK_KEY})"
-                ))?;
-            }
-            for job in batch.iter_mut() {
-                job.run(conn);
-            }
-            Ok(())
-        })
+    let conn: &mut DbConnection = &mut conn;
+    begin_batch(conn).map_err(|e| Unavailable(e.to_string()))?;
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        for job in batch.iter_mut() {
+            job.run(conn);
+        }
     }));
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Unavailable(e.to_string())),
-        Err(_) => {
-            // A job panicked mid-transaction. The connection still has a
-            // transaction open, so the pool's `has_broken` check discards it.
-            Err(Unavailable("internal error in a write".into()))
+    if ran.is_err() {
+        // A job panicked mid-transaction: undo the whole batch. Should the
+        // rollback fail, the open transaction makes the pool's `has_broken`
+        // check discard the connection.
+        let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+        return Err(Unavailable("internal error in a write".into()));
+    }
+    <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+        .map_err(|e| Unavailable(e.to_string()))
+}
+
+/// Opens the batch transaction holding the write lock from the start, so a
+/// database that cannot take writes fails the batch once, after one timeout,
+/// rather than once per job in turn. SQLite: `BEGIN IMMEDIATE` (a deferred
+/// `BEGIN` would wait for the lock at each job's first write). PostgreSQL: a
+/// transaction-scoped advisory lock that serialises writers across replicas.
+fn begin_batch(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        // Through the inner connection's transaction manager, which the
+        // derived `DbConnection` delegates to: the jobs' nested transactions
+        // then become savepoints of this one.
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Postgres(c) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+            let locked = c.batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock({PG_WRITE_LOCK_KEY})"
+            ));
+            if locked.is_err() {
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+            }
+            locked
         }
     }
 }

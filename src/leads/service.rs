@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{leads, messages};
+use crate::db::schema::{lead_counters, leads, messages};
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::leads::Lead;
@@ -71,15 +71,63 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
-/// A page of leads, newest activity first, and how many match in all.
+/// Position in the lead list (newest activity first): the last row of the
+/// previous page. Unlike `skip`, it costs the same on page 1 and page 20,000,
+/// and rows arriving meanwhile neither repeat nor skip entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub last_message_time: NaiveDateTime,
+    pub id: i64,
+}
+
+impl Cursor {
+    fn after(lead: &Lead) -> Cursor {
+        Cursor {
+            last_message_time: lead.last_message_time,
+            id: lead.id,
+        }
+    }
+
+    /// `<microseconds since the epoch>_<id>`: opaque to clients.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}_{}",
+            self.last_message_time.and_utc().timestamp_micros(),
+            self.id
+        )
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (micros, id) = text.split_once('_')?;
+        let time = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        Some(Cursor {
+            last_message_time: time.naive_utc(),
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// One page of the lead list.
+#[derive(Debug)]
+pub struct LeadPage {
+    pub items: Vec<Lead>,
+    pub total: i64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// A page of leads, newest activity first (from `skip`, or after `cursor`),
+/// and how many match in all.
 pub fn list(
     conn: &mut DbConnection,
     filter: &LeadFilter,
+    cursor: Option<Cursor>,
     skip: i64,
     limit: i64,
-) -> QueryResult<(Vec<Lead>, i64)> {
+) -> QueryResult<LeadPage> {
     let pattern = filter.q.as_deref().map(like_pattern);
-    with_conn!(conn, c => {
+    let total = count_from_counters(conn, filter)?;
+    let (items, counted) = with_conn!(conn, c => {
         // Built twice (count and page): a boxed query cannot be cloned.
         let build = || {
             let mut query = leads::table.into_boxed();
@@ -103,31 +151,82 @@ pub fn list(
             }
             query
         };
-        let total: i64 = build().count().get_result(c)?;
-        let items = build()
+        let counted: Option<i64> = if total_needs_query(filter) {
+            Some(build().count().get_result(c)?)
+        } else {
+            None
+        };
+        let mut page = build();
+        if let Some(at) = cursor {
+            page = page.filter(
+                leads::last_message_time.lt(at.last_message_time).or(leads::last_message_time
+                    .eq(at.last_message_time)
+                    .and(leads::id.lt(at.id))),
+            );
+        }
+        let items: Vec<Lead> = page
             .order((leads::last_message_time.desc(), leads::id.desc()))
             .offset(skip)
             .limit(limit)
             .select(Lead::as_select())
             .load(c)?;
-        QueryResult::Ok((items, total))
+        QueryResult::Ok((items, counted))
+    })?;
+    let next = if items.len() as i64 == limit {
+        items.last().map(Cursor::after)
+    } else {
+        None
+    };
+    Ok(LeadPage {
+        total: counted.or(total).unwrap_or_default(),
+        items,
+        next,
     })
+}
+
+/// The running totals (see the `lead_counters` migration).
+fn counters(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64, i64)> {
+    with_conn!(conn, c => lead_counters::table
+        .find(1)
+        .select((
+            lead_counters::leads,
+            lead_counters::active,
+            lead_counters::converted,
+            lead_counters::messages,
+        ))
+        .first(c))
+}
+
+/// Whether the list total must be counted row by row: the running totals
+/// answer an unfiltered list and a single `active`/`converted` filter.
+fn total_needs_query(filter: &LeadFilter) -> bool {
+    filter.q.is_some() || (filter.active.is_some() && filter.converted.is_some())
+}
+
+fn count_from_counters(conn: &mut DbConnection, filter: &LeadFilter) -> QueryResult<Option<i64>> {
+    if total_needs_query(filter) {
+        return Ok(None);
+    }
+    let (leads, active, converted, _) = counters(conn)?;
+    Ok(Some(match (filter.active, filter.converted) {
+        (Some(true), _) => active,
+        (Some(false), _) => leads - active,
+        (_, Some(true)) => converted,
+        (_, Some(false)) => leads - converted,
+        (None, None) => leads,
+    }))
 }
 
 pub fn stats(conn: &mut DbConnection) -> QueryResult<LeadStats> {
     let now = Utc::now().naive_utc();
     let today = now.date().and_hms_opt(0, 0, 0).unwrap_or(now);
     let week_ago = now - Duration::days(7);
-    let (total, active, converted, today_count, week_count) = with_conn!(conn, c => {
-        let total: i64 = leads::table.count().get_result(c)?;
-        let active: i64 = leads::table.filter(leads::is_active.eq(true)).count().get_result(c)?;
-        let converted: i64 = leads::table
-            .filter(leads::converted_to_student.eq(true))
-            .count()
-            .get_result(c)?;
+    let (total, active, converted, messages_total) = counters(conn)?;
+    // Range counts on the created_at index: only the newest leads are read.
+    let (today_count, week_count) = with_conn!(conn, c => {
         let today_count: i64 = leads::table.filter(leads::created_at.ge(today)).count().get_result(c)?;
         let week_count: i64 = leads::table.filter(leads::created_at.ge(week_ago)).count().get_result(c)?;
-        QueryResult::Ok((total, active, converted, today_count, week_count))
+        QueryResult::Ok((today_count, week_count))
     })?;
     Ok(LeadStats {
         total_leads: total,
@@ -137,7 +236,7 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<LeadStats> {
         conversion_rate: conversion_rate(converted, total),
         new_leads_today: today_count,
         new_leads_7d: week_count,
-        messages_total: stored::count_all(conn)?,
+        messages_total,
     })
 }
 

@@ -181,7 +181,131 @@ async fn converted_lead_keeps_its_history_and_counts_no_more(app: TestApp) {
     assert_eq!(app.stats().await["conversion_rate"], "100.0%");
 }
 
+async fn cursor_pages_see_every_lead_once_while_messages_arrive(app: TestApp) {
+    for i in 0..25 {
+        let body = text_from(
+            &format!("1555222{i:04}"),
+            &format!("wamid.K{i}"),
+            T0 + i,
+            "hello",
+        );
+        assert_eq!(app.post_webhook(&body).await.status(), 200);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page_number in 0..20 {
+        let path = match &cursor {
+            Some(c) => format!("/api/admin/leads?limit=10&cursor={c}"),
+            None => "/api/admin/leads?limit=10".to_string(),
+        };
+        let page = app.admin_json(&path).await;
+        for lead in page["items"].as_array().unwrap() {
+            seen.push(lead["phone_number"].as_str().unwrap().to_string());
+        }
+        // New activity during paging goes to the top, behind the cursor.
+        let body = text_from(
+            &format!("1555333{page_number:04}"),
+            &format!("wamid.NEW{page_number}"),
+            T0 + 1000 + page_number,
+            "new",
+        );
+        assert_eq!(app.post_webhook(&body).await.status(), 200);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let originals: Vec<&String> = seen.iter().filter(|p| p.starts_with("1555222")).collect();
+    assert_eq!(originals.len(), 25, "{seen:?}");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a lead repeated: {seen:?}");
+    // Newest activity first within the walk.
+    assert_eq!(originals.first().map(|s| s.as_str()), Some("15552220024"));
+}
+
+async fn bad_cursor_is_400(app: TestApp) {
+    for query in ["cursor=nonsense", "cursor=12_x", "cursor=1_1&skip=5"] {
+        let response = app.admin_get(&format!("/api/admin/leads?{query}")).await;
+        let body = json_with_status(response, 400).await;
+        assert!(
+            body["error"].as_str().unwrap().contains("cursor"),
+            "{query}: {body}"
+        );
+    }
+}
+
+async fn stats_stay_exact_through_merges_deletes_and_students(app: TestApp) {
+    use crate::payloads::Msg;
+    let both = Sender::both("15552229001", "US.55500000000000000001");
+    app.post_webhook(&webhook(&[Msg::text(
+        &Sender::phone("15552229001"),
+        "wamid.X1",
+        T0,
+        "a",
+    )]))
+    .await;
+    app.post_webhook(&webhook(&[Msg::text(
+        &Sender::bsuid("US.55500000000000000001"),
+        "wamid.X2",
+        T0 + 1,
+        "b",
+    )]))
+    .await;
+    app.post_webhook(&text_from("15552229002", "wamid.X3", T0 + 2, "c"))
+        .await;
+    assert_eq!(app.stats().await["total_leads"], 3);
+    app.post_webhook(&webhook(&[Msg::text(&both, "wamid.X4", T0 + 3, "merge")]))
+        .await;
+    let stats = app.stats().await;
+    assert_eq!(stats["total_leads"], 2, "{stats}");
+    assert_eq!(stats["active_leads"], 2);
+    assert_eq!(stats["messages_total"], 4);
+    let other = app.lead("15552229002").await;
+    app.admin_delete(&format!("/api/admin/leads/{}", other["id"]))
+        .await;
+    assert_eq!(app.stats().await["active_leads"], 1);
+    app.admin_delete(&format!("/api/admin/leads/{}?hard=true", other["id"]))
+        .await;
+    let stats = app.stats().await;
+    assert_eq!(
+        (
+            stats["total_leads"].as_i64(),
+            stats["active_leads"].as_i64(),
+            stats["messages_total"].as_i64()
+        ),
+        (Some(1), Some(1), Some(3))
+    );
+    app.admin_post(
+        "/api/admin/students",
+        &json!({"phone_number": "15552229001"}),
+    )
+    .await;
+    let stats = app.stats().await;
+    assert_eq!(stats["converted_leads"], 1);
+    assert_eq!(stats["unconverted_leads"], 0);
+    assert_eq!(stats["conversion_rate"], "100.0%");
+    // The list totals come from the same counters.
+    assert_eq!(
+        app.admin_json("/api/admin/leads?converted=true").await["total"],
+        1
+    );
+    assert_eq!(
+        app.admin_json("/api/admin/leads?active=false").await["total"],
+        0
+    );
+    assert_eq!(
+        app.admin_json("/api/admin/leads?active=true&converted=true")
+            .await["total"],
+        1
+    );
+}
+
 crate::on_both_databases!(
+    cursor_pages_see_every_lead_once_while_messages_arrive,
+    bad_cursor_is_400,
+    stats_stay_exact_through_merges_deletes_and_students,
     redelivered_message_counts_once,
     twenty_concurrent_deliveries_of_one_message_count_once,
     two_hundred_concurrent_messages_from_one_sender_count_200,

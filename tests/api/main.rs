@@ -1,11 +1,14 @@
 //! Black-box tests: the real server over HTTP, on SQLite and (when
 //! `LEADHOOK_TEST_POSTGRES_URL` is set) on PostgreSQL.
 
+mod child;
 mod helpers;
 mod payloads;
+mod proxy;
 
 mod admin;
 mod conversations;
+mod faults;
 mod health;
 mod identity;
 mod leads;

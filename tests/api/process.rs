@@ -1,197 +1,22 @@
 //! The real `leadhook` binary as an operator runs it: startup errors, missing
-//! secrets, `migrate`, `simulate` and a graceful `SIGTERM`. SQLite only; every
-//! child runs with a cleared environment in a temporary directory (so no
-//! `.env` is read) and is killed if the test fails.
+//! secrets, `migrate`, `simulate` and a graceful `SIGTERM`. SQLite only; the
+//! children are run by [`crate::child`].
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
-use serde_json::Value;
 
+use crate::child::{
+    in_flight_post, leadhook, run_to_end, send_signal, wait_until_refused, Server, SECRETS,
+};
 use crate::helpers::{ADMIN_TOKEN, APP_SECRET, VERIFY_TOKEN};
 use crate::payloads::{text_from, T0};
 use leadhook::whatsapp::signature;
 
-const SECRETS: [(&str, &str); 3] = [
-    ("WHATSAPP_APP_SECRET", APP_SECRET),
-    ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
-    ("ADMIN_TOKEN", ADMIN_TOKEN),
-];
-
-/// `leadhook` with only `PATH` inherited, run in `dir`.
-fn leadhook(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_leadhook"));
-    command.env_clear().current_dir(dir).stdin(Stdio::null());
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
-    }
-    command
-}
-
-/// A child process, killed when dropped if still running. Its output goes to
-/// files, so a chatty child can never block on a full pipe.
-struct Running {
-    child: Child,
-    stderr_path: PathBuf,
-}
-
-impl Running {
-    fn spawn(mut command: Command, dir: &Path, label: &str) -> Running {
-        let stdout =
-            std::fs::File::create(dir.join(format!("{label}.stdout"))).expect("stdout file");
-        let stderr_path = dir.join(format!("{label}.stderr"));
-        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let child = command
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("start leadhook");
-        Running { child, stderr_path }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    fn has_exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("poll child")
-    }
-
-    /// Waits at most `limit` for the process to exit.
-    async fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.has_exited() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Runs a command that is expected to finish within `limit`; returns its exit
-/// status and standard error.
-async fn run_to_end(
-    command: Command,
-    dir: &Path,
-    label: &str,
-    limit: Duration,
-) -> (ExitStatus, String) {
-    let mut running = Running::spawn(command, dir, label);
-    match running.exit_within(limit).await {
-        Some(status) => (status, running.stderr()),
-        None => panic!(
-            "`{label}` still running after {limit:?}; stderr:\n{}",
-            running.stderr()
-        ),
-    }
-}
-
 /// The non-empty lines a process wrote to standard error.
 fn lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| !l.trim().is_empty()).collect()
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// A client that opens a fresh connection per request: an idle keep-alive
-/// connection would hold a gracefully stopping server open.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTP client")
-}
-
-/// A `leadhook` server process, ready to serve.
-struct Server {
-    process: Running,
-    port: u16,
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Server {
-    async fn start(dir: &Path, database: &Path, vars: &[(&str, &str)], label: &str) -> Server {
-        let port = free_port();
-        let mut command = leadhook(dir);
-        command
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DATABASE_URL", database)
-            .env("HTTP_WORKERS", "2")
-            .envs(vars.iter().copied());
-        let mut process = Running::spawn(command, dir, label);
-        let base = format!("http://127.0.0.1:{port}");
-        let client = client();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = process.has_exited() {
-                panic!(
-                    "leadhook exited with {status} before serving; stderr:\n{}",
-                    process.stderr()
-                );
-            }
-            let probe = client
-                .get(format!("{base}/healthz"))
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
-            if matches!(&probe, Ok(r) if r.status() == 200) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/healthz did not answer 200 within 10 s; stderr:\n{}",
-                process.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Server {
-            process,
-            port,
-            base,
-            client,
-        }
-    }
-
-    async fn admin_json(&self, path: &str) -> Value {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("admin request");
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.json().await.expect("JSON")
-    }
 }
 
 // --- startup errors --------------------------------------------------------
@@ -333,96 +158,6 @@ async fn migrate_creates_a_fresh_sqlite_database_and_exits_0() {
 
 // --- SIGTERM ---------------------------------------------------------------
 
-/// Reads one HTTP/1.1 response head; returns the status and Content-Length.
-fn read_head(reader: &mut impl BufRead) -> std::io::Result<(u16, usize)> {
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::other(
-                "connection closed inside the response head",
-            ));
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Ok((status, length));
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-}
-
-/// One webhook POST that the server has demonstrably started to handle: it
-/// is sent with `Expect: 100-continue`, and the server's `100 Continue` says
-/// the request head was read and handed to the application. Half the body
-/// follows, then `ready` is reported; the rest is sent on `go`. Returns the
-/// final status.
-fn in_flight_post(
-    port: u16,
-    body: Vec<u8>,
-    ready: mpsc::Sender<()>,
-    go: mpsc::Receiver<()>,
-) -> Result<u16, String> {
-    let fail = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| fail("connect", e))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .map_err(|e| fail("timeout", e))?;
-    let mut reader = BufReader::new(stream.try_clone().map_err(|e| fail("clone", e))?);
-
-    let sig = signature::sign(APP_SECRET.as_bytes(), &body);
-    write!(
-        stream,
-        "POST /api/webhook/whatsapp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nX-Hub-Signature-256: {sig}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .map_err(|e| fail("write POST head", e))?;
-    let (status, _) = read_head(&mut reader).map_err(|e| fail("100 Continue", e))?;
-    if status != 100 {
-        return Err(format!("expected 100 Continue, got {status}"));
-    }
-    let half = body.len() / 2;
-    stream
-        .write_all(&body[..half])
-        .map_err(|e| fail("write first half", e))?;
-    stream.flush().map_err(|e| fail("flush", e))?;
-
-    ready.send(()).map_err(|_| "test gave up".to_string())?;
-    go.recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "no go signal".to_string())?;
-
-    stream
-        .write_all(&body[half..])
-        .map_err(|e| fail("write second half", e))?;
-    stream.flush().map_err(|e| fail("flush", e))?;
-    let (status, _) = read_head(&mut reader).map_err(|e| fail("POST response", e))?;
-    Ok(status)
-}
-
-/// Polls until connecting to `port` is refused: the server stopped accepting.
-fn wait_until_refused(port: u16, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        match TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_webhooks_and_exits_0() {
     const IN_FLIGHT: i64 = 4;
@@ -462,12 +197,7 @@ async fn sigterm_finishes_in_flight_webhooks_and_exits_0() {
                 .expect("every request is in flight");
         }
 
-        let kill = Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(kill.success(), "kill -TERM failed");
+        send_signal(pid, "TERM");
         let sent_at = Instant::now();
         let stopped_accepting = wait_until_refused(port, Duration::from_secs(4));
 

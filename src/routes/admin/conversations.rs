@@ -35,10 +35,5 @@ async fn webhook_failures(
         .db
         .read(move |conn| failures::list(conn, skip, limit).map_err(AppError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        total,
-        skip,
-        limit,
-    }))
+    Ok(HttpResponse::Ok().json(Page::by_skip(items, total, skip, limit)))
 }

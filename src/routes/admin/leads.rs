@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::params::{self, arg, Page, Query};
 use crate::error::AppError;
-use crate::leads::service::{self, LeadFilter};
+use crate::leads::service::{self, Cursor, LeadFilter};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -19,6 +19,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, AppError> {
     let (skip, limit) = params::list_page(&query)?;
+    let cursor = arg(&query, "cursor")
+        .map(|raw| {
+            Cursor::decode(raw.trim()).ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "cursor must be a next_cursor value from a previous page, got '{raw}'"
+                ))
+            })
+        })
+        .transpose()?;
+    if cursor.is_some() && skip > 0 {
+        return Err(AppError::BadRequest(
+            "use either skip or cursor, not both".into(),
+        ));
+    }
     let q = arg(&query, "q").map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > 200) {
         return Err(AppError::BadRequest(
@@ -30,15 +44,16 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
         active: params::boolean("active", arg(&query, "active"))?,
         q: q.map(str::to_string),
     };
-    let (items, total) = state
+    let page = state
         .db
-        .read(move |conn| service::list(conn, &filter, skip, limit).map_err(AppError::from))
+        .read(move |conn| service::list(conn, &filter, cursor, skip, limit).map_err(AppError::from))
         .await?;
     Ok(HttpResponse::Ok().json(Page {
-        items,
-        total,
+        items: page.items,
+        total: page.total,
         skip,
         limit,
+        next_cursor: Some(page.next.map(|c| c.encode())),
     }))
 }
 

@@ -14,13 +14,29 @@ pub fn arg<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
     query.get(name).map(String::as_str)
 }
 
-/// One page of a list: `{"items": […], "total": N, "skip": S, "limit": L}`.
+/// One page of a list: `{"items": […], "total": N, "skip": S, "limit": L}`,
+/// plus `next_cursor` where the list supports keyset paging.
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,
     pub skip: i64,
     pub limit: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<Option<String>>,
+}
+
+impl<T> Page<T> {
+    /// A page of a list paged by `skip` only.
+    pub fn by_skip(items: Vec<T>, total: i64, skip: i64, limit: i64) -> Self {
+        Page {
+            items,
+            total,
+            skip,
+            limit,
+            next_cursor: None,
+        }
+    }
 }
 
 /// `skip` and `limit` of a list endpoint (limit 1–500, default 50).

@@ -99,10 +99,5 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
         .db
         .read(move |conn| Student::list(conn, skip, limit).map_err(AppError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        total,
-        skip,
-        limit,
-    }))
+    Ok(HttpResponse::Ok().json(Page::by_skip(items, total, skip, limit)))
 }

@@ -4,6 +4,7 @@
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 use serde::Serialize;
 
 use crate::db::schema::{lead_counters, leads, messages};
@@ -71,6 +72,47 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
+/// How `q` is looked up.
+enum Search {
+    /// Through the search indexes (see the `search_indexes` migrations).
+    Indexed(IndexedSearch),
+    /// A `LIKE` scan: SQLite's trigram index needs three characters or more.
+    Scan(String),
+}
+
+/// A search condition in the backend's own SQL, with the term bound twice
+/// (once for the lead's fields, once for its messages).
+struct IndexedSearch {
+    before: &'static str,
+    between: &'static str,
+    after: &'static str,
+    term: String,
+}
+
+impl Search {
+    fn for_backend(conn: &DbConnection, q: &str) -> Search {
+        match conn {
+            DbConnection::Sqlite(_) if q.chars().count() < 3 => Search::Scan(like_pattern(q)),
+            DbConnection::Sqlite(_) => Search::Indexed(IndexedSearch {
+                before: "(leads.id IN (SELECT rowid FROM leads_search WHERE leads_search MATCH ",
+                between: ") OR leads.id IN (SELECT m.lead_id FROM messages m WHERE m.id IN \
+                          (SELECT rowid FROM messages_search WHERE messages_search MATCH ",
+                after: ")))",
+                // An FTS5 phrase: matched as a substring by the trigram tokenizer.
+                term: format!("\"{}\"", q.replace('"', "\"\"")),
+            }),
+            // The expression must stay the one the trigram index is built on.
+            DbConnection::Postgres(_) => Search::Indexed(IndexedSearch {
+                before: "(lower(coalesce(leads.phone_number, '') || ' ' || coalesce(leads.user_id, '') || ' ' || \
+                         coalesce(leads.username, '') || ' ' || coalesce(leads.sender_name, '')) LIKE ",
+                between: " ESCAPE '\\' OR leads.id IN (SELECT m.lead_id FROM messages m WHERE lower(m.body) LIKE ",
+                after: " ESCAPE '\\'))",
+                term: like_pattern(q),
+            }),
+        }
+    }
+}
+
 /// Position in the lead list (newest activity first): the last row of the
 /// previous page. Unlike `skip`, it costs the same on page 1 and page 20,000,
 /// and rows arriving meanwhile neither repeat nor skip entries.
@@ -125,7 +167,7 @@ pub fn list(
     skip: i64,
     limit: i64,
 ) -> QueryResult<LeadPage> {
-    let pattern = filter.q.as_deref().map(like_pattern);
+    let search = filter.q.as_deref().map(|q| Search::for_backend(conn, q));
     let total = count_from_counters(conn, filter)?;
     let (items, counted) = with_conn!(conn, c => {
         // Built twice (count and page): a boxed query cannot be cloned.
@@ -137,17 +179,29 @@ pub fn list(
             if let Some(active) = filter.active {
                 query = query.filter(leads::is_active.eq(active));
             }
-            if let Some(p) = pattern.as_deref() {
-                let in_messages = messages::table
-                    .filter(messages::lead_id.eq(leads::id.nullable()))
-                    .filter(lower(messages::body.nullable()).like(p).escape('\\'));
-                query = query.filter(
-                    lower(leads::phone_number).like(p).escape('\\')
-                        .or(lower(leads::user_id).like(p).escape('\\'))
-                        .or(lower(leads::username).like(p).escape('\\'))
-                        .or(lower(leads::sender_name).like(p).escape('\\'))
-                        .or(diesel::dsl::exists(in_messages)),
-                );
+            match &search {
+                Some(Search::Indexed(sql)) => {
+                    query = query.filter(
+                        diesel::dsl::sql::<Bool>(sql.before)
+                            .bind::<Text, _>(sql.term.clone())
+                            .sql(sql.between)
+                            .bind::<Text, _>(sql.term.clone())
+                            .sql(sql.after),
+                    );
+                }
+                Some(Search::Scan(p)) => {
+                    let in_messages = messages::table
+                        .filter(messages::lead_id.eq(leads::id.nullable()))
+                        .filter(lower(messages::body.nullable()).like(p).escape('\\'));
+                    query = query.filter(
+                        lower(leads::phone_number).like(p).escape('\\')
+                            .or(lower(leads::user_id).like(p).escape('\\'))
+                            .or(lower(leads::username).like(p).escape('\\'))
+                            .or(lower(leads::sender_name).like(p).escape('\\'))
+                            .or(diesel::dsl::exists(in_messages)),
+                    );
+                }
+                None => {}
             }
             query
         };

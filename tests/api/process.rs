@@ -303,4 +303,37 @@ async fn simulate_sends_a_signed_message_that_becomes_a_lead() {
     let stats = server.admin_json("/api/admin/leads/stats").await;
     assert_eq!(stats["messages_total"], 1);
     assert_eq!(stats["total_leads"], 1);
+
+    // As a username user who hides the phone number.
+    let mut command = leadhook(dir.path());
+    command.args([
+        "simulate",
+        "--url",
+        &server.base,
+        "--secret",
+        APP_SECRET,
+        "--bsuid",
+        "US.13491208655302741918",
+        "--username",
+        "ada.codes",
+        "--name",
+        "Ada",
+    ]);
+    let (status, stderr) = run_to_end(
+        command,
+        dir.path(),
+        "simulate-bsuid",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        status.success(),
+        "simulate --bsuid exited with {status}; stderr:\n{stderr}"
+    );
+    let page = server.admin_json("/api/admin/leads?q=ada.codes").await;
+    assert_eq!(page["total"], 1, "{page:#}");
+    let lead = &page["items"][0];
+    assert_eq!(lead["phone_number"], serde_json::Value::Null);
+    assert_eq!(lead["user_id"], "US.13491208655302741918");
+    assert_eq!(lead["username"], "ada.codes");
 }

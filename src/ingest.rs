@@ -229,7 +229,14 @@ fn resolve_lead(
                 // A phone-only lead from before and a BSUID-only lead since:
                 // one person. Merge into the older lead.
                 report.leads_merged += 1;
-                merge(conn, owner, other, now).map(Some)
+                let mut lead = merge(conn, owner, other, now)?;
+                // The number this message shows is the person's current one,
+                // whichever lead it came from.
+                if lead.phone_number.as_deref() != phone {
+                    lead.phone_number = phone.map(str::to_string);
+                    lead.save(conn)?;
+                }
+                Ok(Some(lead))
             } else {
                 release_phone(conn, &mut other, now)?;
                 owner.phone_number = phone.map(str::to_string);
@@ -255,19 +262,22 @@ fn merge(conn: &mut DbConnection, a: Lead, b: Lead, now: NaiveDateTime) -> Query
     } else {
         (b, a)
     };
+    // First and last over both leads' stored messages, by WhatsApp timestamp
+    // and, on equal timestamps, by arrival (the same rule as for one lead).
+    let (first, last) = messages::first_and_last(conn, &[keep.id, gone.id])?;
+    let gone_is_newer = last.as_ref().is_some_and(|m| m.lead_id == Some(gone.id));
     messages::move_to_lead(conn, gone.id, keep.id)?;
     // Delete first: the kept lead is about to take over its unique identifiers.
     Lead::delete_with_messages(conn, gone.id)?;
 
     keep.message_count += gone.message_count;
-    if gone.first_message_time < keep.first_message_time {
-        keep.first_message = gone.first_message.clone();
-        keep.first_message_time = gone.first_message_time;
+    if let Some(m) = first {
+        keep.first_message = m.body;
+        keep.first_message_time = m.wa_timestamp;
     }
-    let gone_is_newer = gone.last_message_time > keep.last_message_time;
-    if gone_is_newer {
-        keep.last_message = gone.last_message.clone();
-        keep.last_message_time = gone.last_message_time;
+    if let Some(m) = last {
+        keep.last_message = m.body;
+        keep.last_message_time = m.wa_timestamp;
     }
     for (mine, theirs) in [
         (&mut keep.phone_number, gone.phone_number),

@@ -125,3 +125,27 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<StoredMessag
         .first(c)
         .optional())
 }
+
+/// The first and the last message over these leads: by WhatsApp timestamp,
+/// and by arrival (id) among equal timestamps.
+pub fn first_and_last(
+    conn: &mut DbConnection,
+    lead_ids: &[i64],
+) -> QueryResult<(Option<StoredMessage>, Option<StoredMessage>)> {
+    with_conn!(conn, c => {
+        let of_leads = || {
+            messages::table
+                .filter(messages::lead_id.eq_any(lead_ids.to_vec()))
+                .select(StoredMessage::as_select())
+        };
+        let first = of_leads()
+            .order((messages::wa_timestamp.asc(), messages::id.asc()))
+            .first(c)
+            .optional()?;
+        let last = of_leads()
+            .order((messages::wa_timestamp.desc(), messages::id.desc()))
+            .first(c)
+            .optional()?;
+        QueryResult::Ok((first, last))
+    })
+}

@@ -231,6 +231,40 @@ async fn message_from_a_student_registered_by_bsuid_changes_no_lead(app: TestApp
     assert_eq!(lead["student_id"], student_id);
 }
 
+async fn merge_takes_the_number_the_message_shows(app: TestApp) {
+    let old_number = "15553330111";
+    send(
+        &app,
+        &Sender::both(old_number, BSUID),
+        "wamid.PN1",
+        T0 + 50,
+        "bsuid lead with old number",
+    )
+    .await;
+    send(
+        &app,
+        &Sender::phone(PHONE),
+        "wamid.PN2",
+        T0,
+        "phone-only lead",
+    )
+    .await;
+    send(
+        &app,
+        &Sender::both(PHONE, BSUID),
+        "wamid.PN3",
+        T0 + 10,
+        "both",
+    )
+    .await;
+    let leads = app.leads().await;
+    assert_eq!(leads.len(), 1, "{leads:#?}");
+    assert_eq!(leads[0]["phone_number"], PHONE);
+    assert_eq!(leads[0]["user_id"], BSUID);
+    assert_eq!(leads[0]["message_count"], 3);
+    assert_eq!(leads[0]["last_message"], "bsuid lead with old number");
+}
+
 async fn converting_a_username_lead_registers_the_student_by_bsuid(app: TestApp) {
     let sender = Sender::bsuid(BSUID).named("Ada").username("ada.codes");
     send(&app, &sender, "wamid.UC1", T0, "sign me up").await;
@@ -436,6 +470,7 @@ crate::on_both_databases!(
     merge_keeps_conversion_and_student_link,
     message_from_a_student_registered_by_bsuid_changes_no_lead,
     converting_a_username_lead_registers_the_student_by_bsuid,
+    merge_takes_the_number_the_message_shows,
     merge_racing_with_concurrent_deliveries_ends_as_one_lead,
     bsuid_in_from_is_taken_as_the_bsuid,
     message_without_any_identifier_is_dead_lettered,

@@ -13,6 +13,7 @@ pub mod failures;
 pub mod identity;
 pub mod ingest;
 pub mod leads;
+pub mod loadtest;
 pub mod messages;
 pub mod routes;
 pub mod simulate;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use leadhook::config::Config;
+use leadhook::loadtest;
 use leadhook::simulate::{self, SimulateArgs};
 use leadhook::startup::{self, Application};
 
@@ -23,6 +24,10 @@ enum Command {
     Migrate,
     /// Send a correctly signed sample WhatsApp message to a running server.
     Simulate(SimulateArgs),
+    /// Load a running server with signed webhooks; check every 200 was stored.
+    Loadtest(loadtest::LoadtestArgs),
+    /// Fill the configured database with realistic leads and messages.
+    Seed(loadtest::seed::SeedArgs),
 }
 
 #[tokio::main]
@@ -37,6 +42,8 @@ async fn main() -> ExitCode {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Loadtest(args) => loadtest::run(args).await,
+        Command::Seed(args) => loadtest::seed::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,7 +20,11 @@ const OK_BODY: &str = r#"{"status":"ok","stored":1,"duplicates":0,"dead_lettered
 
 struct Secret(Vec<u8>);
 
-async fn receive(secret: web::Data<Secret>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn receive(
+    secret: web::Data<Secret>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let verified = request
         .headers()
         .get("X-Hub-Signature-256")
@@ -97,15 +101,21 @@ mod tests {
         let bad = RequestFactory::new(b"other", &host, "/api/webhook/whatsapp", 10);
         let mut conn = Conn::connect(ceiling.addr).await.unwrap();
         assert_eq!(
-            conn.exchange(&good.request(Phase::Measure, 1)).await.unwrap(),
+            conn.exchange(&good.request(Phase::Measure, 1))
+                .await
+                .unwrap(),
             (200, false)
         );
         assert_eq!(
-            conn.exchange(&bad.request(Phase::Measure, 2)).await.unwrap(),
+            conn.exchange(&bad.request(Phase::Measure, 2))
+                .await
+                .unwrap(),
             (401, false)
         );
         assert_eq!(
-            conn.exchange(&good.request(Phase::Measure, 3)).await.unwrap(),
+            conn.exchange(&good.request(Phase::Measure, 3))
+                .await
+                .unwrap(),
             (200, false)
         );
         ceiling.stop().await;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::body::{Phase, Pool, RequestFactory};
+use super::cpu;
 use super::http::{Conn, ExchangeError};
 use super::pacing::Schedule;
 use super::stats::{Failures, StatusCounts};
@@ -55,6 +56,10 @@ pub struct PhaseOutcome {
     /// Attempts to open a connection during the phase that failed (the
     /// request was then not sent).
     pub connect_failures: u64,
+    /// CPU seconds the client thread used during the phase.
+    pub client_cpu_secs: Option<f64>,
+    /// Share of all CPUs' time that was busy during the phase (0 to 1).
+    pub machine_busy: Option<f64>,
 }
 
 impl PhaseOutcome {
@@ -123,11 +128,12 @@ async fn run_on_this_thread(
     // Connect before the clock starts.
     let mut conns = Vec::with_capacity(spec.connections);
     for _ in 0..spec.connections {
-        let conn = Conn::connect(addr)
-            .await
-            .with_context(|| format!("cannot connect to {addr}: is the server running there?"))?;
+        let conn = Conn::connect(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot connect to {addr} ({e}): is the server running there?")
+        })?;
         conns.push(conn);
     }
+    let cpu_before = cpu::Reading::now();
     let start = Instant::now();
     let ctx = Arc::new(Ctx {
         addr,
@@ -146,13 +152,13 @@ async fn run_on_this_thread(
     for task in tasks {
         total.absorb(task.await.context("a connection task failed")?);
     }
+    let cpu_after = cpu::Reading::now();
+    total.client_cpu_secs = cpu_after.thread_secs_since(&cpu_before);
+    total.machine_busy = cpu_after.machine_busy_since(&cpu_before);
     if total.sent == 0 {
         total.elapsed = ctx.spec.duration;
     }
-    total.due = ctx
-        .spec
-        .schedule
-        .map(|s| s.due_before(ctx.spec.duration));
+    total.due = ctx.spec.schedule.map(|s| s.due_before(ctx.spec.duration));
     Ok(total)
 }
 
@@ -266,4 +272,47 @@ async fn connection(ctx: Arc<Ctx>, conn: Conn) -> PhaseOutcome {
     }
     out.elapsed = last_answer.saturating_duration_since(ctx.start);
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A server that reads requests and never answers: every request times
+    /// out, is counted as unanswered, and its connection is replaced.
+    #[tokio::test]
+    async fn silent_server_means_timeouts_not_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        let factory = Arc::new(RequestFactory::new(b"k", &addr.to_string(), "/", 10));
+        let spec = PhaseSpec {
+            phase: Phase::Warmup,
+            connections: 2,
+            // Sends at 0 and 300 ms, then stops: 200 ms of slack each way.
+            duration: Duration::from_millis(500),
+            schedule: None,
+            timeout: Duration::from_millis(300),
+        };
+        let o = run(addr, spec, factory, Arc::new(Pool::default()))
+            .await
+            .unwrap();
+        assert_eq!(o.answered(), 0);
+        assert_eq!(o.failures.timeout, 4, "{o:?}");
+        assert_eq!(o.sent, 4);
+        assert_eq!(o.reconnects, 2);
+        assert!(o.latencies_us.is_empty());
+    }
 }

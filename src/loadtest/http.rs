@@ -66,7 +66,11 @@ pub enum Parsed {
     Incomplete,
     /// A whole response: its status, how many bytes it took, and whether the
     /// server will close the connection after it.
-    Complete { status: u16, len: usize, close: bool },
+    Complete {
+        status: u16,
+        len: usize,
+        close: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,7 +105,9 @@ pub fn parse_response(buf: &[u8]) -> Result<Parsed, ParseError> {
         };
     };
     let head = &buf[..head_end];
-    let mut lines = head.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let status_line = lines.next().ok_or(ParseError::StatusLine)?;
     // "HTTP/1.1 200 OK": version, space, three digits, then space or end.
     let version_ok = status_line.starts_with(b"HTTP/1.");
@@ -112,9 +118,7 @@ pub fn parse_response(buf: &[u8]) -> Result<Parsed, ParseError> {
     if !code.iter().all(u8::is_ascii_digit) || status_line.get(12).is_some_and(|b| *b != b' ') {
         return Err(ParseError::StatusLine);
     }
-    let status = code
-        .iter()
-        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     let http10 = status_line[7] == b'0';
 
     let mut content_length: Option<usize> = None;
@@ -297,7 +301,8 @@ mod tests {
 
     #[test]
     fn content_length_response() {
-        let r = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-type: application/json\r\n\r\nhello";
+        let r =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-type: application/json\r\n\r\nhello";
         assert_eq!(parse_response(r), complete(200, r.len(), false));
         // Every prefix is incomplete, never an error.
         for cut in 0..r.len() {
@@ -311,7 +316,8 @@ mod tests {
 
     #[test]
     fn status_and_connection_handling() {
-        let r = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        let r =
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(parse_response(r), complete(503, r.len(), true));
         let r = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(parse_response(r), complete(200, r.len(), true));

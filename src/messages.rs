@@ -122,7 +122,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<StoredMessag
     with_conn!(conn, c => messages::table
         .find(id)
         .select(StoredMessage::as_select())
-        .first(c)
+        .get_result(c)
         .optional())
 }
 

@@ -40,7 +40,7 @@ impl Student {
         with_conn!(conn, c => students::table
             .find(id)
             .select(Student::as_select())
-            .first(c)
+            .get_result(c)
             .optional())
     }
 
@@ -61,7 +61,7 @@ impl Student {
                     .or(students::user_id.eq(user_id).and(students::user_id.is_not_null())),
             )
             .select(Student::as_select())
-            .first(c)
+            .get_result(c)
             .optional())
     }
 

@@ -131,9 +131,14 @@ impl r2d2::ManageConnection for ConnectionManager {
                 // another connection (a checkpoint, `leadhook migrate`)
                 // holds for a moment. WAL lets readers run beside the
                 // writer; foreign keys are off by default in SQLite.
+                // temp_store=MEMORY keeps the per-request savepoint journals
+                // off disk (they are rolled back or released within the
+                // batch; the WAL holds what is committed); a 32 MiB page
+                // cache keeps the hot index pages of the write path.
                 let pragmas = format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; \
+                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
                     self.busy_timeout.as_millis(),
                     self.synchronous.pragma_value()
                 );

@@ -53,16 +53,18 @@ pub struct NewLead<'a> {
     pub updated_at: NaiveDateTime,
 }
 
+// Lookups by a unique key use `get_result`, not `first`: `first` adds a bound
+// `LIMIT ?`, which makes SQLite re-prepare the statement on every call.
 impl Lead {
     pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Lead>> {
-        with_conn!(conn, c => leads::table.find(id).select(Lead::as_select()).first(c).optional())
+        with_conn!(conn, c => leads::table.find(id).select(Lead::as_select()).get_result(c).optional())
     }
 
     pub fn find_by_user_id(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Lead>> {
         with_conn!(conn, c => leads::table
             .filter(leads::user_id.eq(user_id))
             .select(Lead::as_select())
-            .first(c)
+            .get_result(c)
             .optional())
     }
 
@@ -70,7 +72,7 @@ impl Lead {
         with_conn!(conn, c => leads::table
             .filter(leads::phone_number.eq(phone))
             .select(Lead::as_select())
-            .first(c)
+            .get_result(c)
             .optional())
     }
 

@@ -212,6 +212,9 @@ pub fn list(
         };
         let mut page = build();
         if let Some(at) = cursor {
+            // The `<=` bound alone is what lets the activity index start at
+            // the cursor; the `OR` then drops the rows already shown.
+            page = page.filter(leads::last_message_time.le(at.last_message_time));
             page = page.filter(
                 leads::last_message_time.lt(at.last_message_time).or(leads::last_message_time
                     .eq(at.last_message_time)

@@ -70,11 +70,10 @@ impl Database {
         .unwrap_or_else(|e| Err(E::from(Unavailable(format!("read task failed: {e}")))))
     }
 
-    /// Runs a write through the single writer; see [`writer`]. The work may
-    /// run twice (the first run undone), so it is `Fn`.
+    /// Runs a write through the single writer; see [`writer`].
     pub async fn write<F, T, E>(&self, work: F) -> Result<T, E>
     where
-        F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
     {

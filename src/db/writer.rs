@@ -3,10 +3,8 @@
 //!
 //! Callers hand a closure to [`Writer::write`] and await its answer. The
 //! writer thread takes whatever jobs are waiting (up to a batch limit), runs
-//! them in one transaction, commits once and only then answers each caller.
-//! Jobs almost never fail, so a batch first runs them plainly; only if one
-//! fails is the batch rolled back and run again with a savepoint per job
-//! (which is why a job is `Fn`: it may run twice, the first run undone). So:
+//! them in one transaction with a savepoint per job, commits once and only
+//! then answers each caller. So:
 //! - an answer of `Ok` means the job's writes are committed (the webhook's
 //!   `200` promise);
 //! - a failing job rolls back to its own savepoint and cannot sink the others;
@@ -29,35 +27,29 @@ const PG_WRITE_LOCK_KEY: i64 = 0x4C45_4144_484F_4F4B;
 
 /// Work queued for the writer thread, type-erased.
 trait Job: Send {
-    /// Runs the job inside the batch transaction, in a savepoint of its own
-    /// when `isolated`; true when it succeeded.
-    fn run(&mut self, conn: &mut DbConnection, isolated: bool) -> bool;
+    /// Runs the job inside the batch transaction (in its own savepoint).
+    fn run(&mut self, conn: &mut DbConnection);
     /// Answers the caller once the fate of the batch is known.
     fn finish(self: Box<Self>, batch: Result<(), Unavailable>);
 }
 
 struct TypedJob<F, T, E> {
-    work: F,
+    work: Option<F>,
     outcome: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
 
 impl<F, T, E> Job for TypedJob<F, T, E>
 where
-    F: Fn(&mut DbConnection) -> Result<T, E> + Send,
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send,
     T: Send,
     E: From<diesel::result::Error> + From<Unavailable> + Send,
 {
-    fn run(&mut self, conn: &mut DbConnection, isolated: bool) -> bool {
-        let outcome = if isolated {
+    fn run(&mut self, conn: &mut DbConnection) {
+        if let Some(work) = self.work.take() {
             // Nested inside the batch transaction, so diesel uses a savepoint.
-            conn.transaction(&self.work)
-        } else {
-            (self.work)(conn)
-        };
-        let ok = outcome.is_ok();
-        self.outcome = Some(outcome);
-        ok
+            self.outcome = Some(conn.transaction(work));
+        }
     }
 
     fn finish(self: Box<Self>, batch: Result<(), Unavailable>) {
@@ -95,13 +87,13 @@ impl Writer {
     /// answers once that batch is committed (or failed).
     pub async fn write<F, T, E>(&self, work: F) -> Result<T, E>
     where
-        F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
-            work,
+            work: Some(work),
             outcome: None,
             reply,
         });
@@ -137,61 +129,21 @@ fn writer_loop(pool: DbPool, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_bat
 fn run_batch(pool: &DbPool, batch: &mut [Box<dyn Job>]) -> Result<(), Unavailable> {
     let mut conn = pool.get().map_err(|e| Unavailable(e.to_string()))?;
     let conn: &mut DbConnection = &mut conn;
-    // A lone job needs no savepoint: rolling the batch back is rolling it back.
-    let isolated = match run_in_transaction(conn, batch, false)? {
-        Pass::Committed => return Ok(()),
-        Pass::JobFailed if batch.len() == 1 => return Ok(()),
-        Pass::JobFailed => true,
-    };
-    match run_in_transaction(conn, batch, isolated)? {
-        Pass::Committed | Pass::JobFailed => Ok(()),
-    }
-}
-
-enum Pass {
-    /// Every job's writes are committed (failed isolated jobs rolled back to
-    /// their savepoints).
-    Committed,
-    /// A job failed in a plain run: the whole batch was rolled back.
-    JobFailed,
-}
-
-fn run_in_transaction(
-    conn: &mut DbConnection,
-    batch: &mut [Box<dyn Job>],
-    isolated: bool,
-) -> Result<Pass, Unavailable> {
     begin_batch(conn).map_err(|e| Unavailable(e.to_string()))?;
     let ran = catch_unwind(AssertUnwindSafe(|| {
-        let mut all_ok = true;
         for job in batch.iter_mut() {
-            all_ok &= job.run(conn, isolated);
-            if !all_ok && !isolated {
-                break;
-            }
+            job.run(conn);
         }
-        all_ok
     }));
-    match ran {
-        // Isolated failures were rolled back to their savepoints already.
-        Ok(all_ok) if all_ok || isolated => {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
-                .map_err(|e| Unavailable(e.to_string()))?;
-            Ok(Pass::Committed)
-        }
-        Ok(_) => {
-            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
-                .map_err(|e| Unavailable(e.to_string()))?;
-            Ok(Pass::JobFailed)
-        }
-        Err(_) => {
-            // A job panicked mid-transaction: undo the whole batch. Should the
-            // rollback fail, the open transaction makes the pool's
-            // `has_broken` check discard the connection.
-            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
-            Err(Unavailable("internal error in a write".into()))
-        }
+    if ran.is_err() {
+        // A job panicked mid-transaction: undo the whole batch. Should the
+        // rollback fail, the open transaction makes the pool's `has_broken`
+        // check discard the connection.
+        let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+        return Err(Unavailable("internal error in a write".into()));
     }
+    <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+        .map_err(|e| Unavailable(e.to_string()))
 }
 
 /// Opens the batch transaction holding the write lock from the start, so a
@@ -270,7 +222,7 @@ mod tests {
         }
     }
 
-    fn record(reason: &'static str) -> impl Fn(&mut DbConnection) -> Result<(), TestError> {
+    fn record(reason: &'static str) -> impl FnOnce(&mut DbConnection) -> Result<(), TestError> {
         move |conn| {
             failures::record(conn, reason, b"{}", crate::time::now()).map_err(TestError::from)
         }

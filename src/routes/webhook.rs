@@ -68,7 +68,9 @@ pub async fn receive(
     signature::verify(secret.expose().as_bytes(), &body, header)
         .map_err(|e| AppError::Unauthorized(format!("{SIGNATURE_HEADER}: {e}")))?;
 
-    let raw = body.to_vec();
+    // The raw body goes to the writer for dead-lettering; `Bytes` shares it
+    // rather than copying up to WEBHOOK_MAX_BODY_BYTES per request.
+    let raw = body.clone();
     let report = match payload::parse(&body) {
         Ok(parsed) => {
             state

@@ -28,6 +28,11 @@ pub struct StoredMessage {
     pub status: Option<String>,
     #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub status_updated_at: Option<NaiveDateTime>,
+    /// Click-to-WhatsApp referral carried by this message, if any.
+    pub referral_source_type: Option<String>,
+    pub referral_source_id: Option<String>,
+    pub referral_source_url: Option<String>,
+    pub referral_headline: Option<String>,
 }
 
 #[derive(Debug, Insertable)]

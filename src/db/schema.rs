@@ -32,6 +32,20 @@ diesel::table! {
         student_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        status -> Text,
+        priority -> Text,
+        value_minor -> Nullable<BigInt>,
+        value_currency -> Nullable<Text>,
+        assigned_to -> Nullable<Text>,
+        next_follow_up_at -> Nullable<Timestamp>,
+        converted_at -> Nullable<Timestamp>,
+        source_type -> Nullable<Text>,
+        source_id -> Nullable<Text>,
+        source_url -> Nullable<Text>,
+        source_headline -> Nullable<Text>,
+        business_phone_number_id -> Nullable<Text>,
+        interactive_replies -> BigInt,
+        score -> BigInt,
     }
 }
 
@@ -51,6 +65,10 @@ diesel::table! {
         received_at -> Timestamp,
         status -> Nullable<Text>,
         status_updated_at -> Nullable<Timestamp>,
+        referral_source_type -> Nullable<Text>,
+        referral_source_id -> Nullable<Text>,
+        referral_source_url -> Nullable<Text>,
+        referral_headline -> Nullable<Text>,
     }
 }
 
@@ -63,9 +81,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lead_tags (lead_id, tag) {
+        lead_id -> BigInt,
+        tag -> Text,
+    }
+}
+
+diesel::table! {
+    lead_notes (id) {
+        id -> BigInt,
+        lead_id -> BigInt,
+        author -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Append-only history of a lead; `detail` holds JSON.
+    lead_activity (id) {
+        id -> BigInt,
+        lead_id -> BigInt,
+        kind -> Text,
+        actor -> Nullable<Text>,
+        detail -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(leads -> students (student_id));
 diesel::joinable!(messages -> leads (lead_id));
-diesel::allow_tables_to_appear_in_same_query!(students, leads, messages, webhook_failures);
+diesel::joinable!(lead_tags -> leads (lead_id));
+diesel::joinable!(lead_notes -> leads (lead_id));
+diesel::joinable!(lead_activity -> leads (lead_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    students,
+    leads,
+    messages,
+    webhook_failures,
+    lead_tags,
+    lead_notes,
+    lead_activity
+);
 
 diesel::table! {
     /// One row (id 1) of running totals, kept exact by triggers.

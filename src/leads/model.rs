@@ -32,6 +32,29 @@ pub struct Lead {
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "crate::time::rfc3339")]
     pub updated_at: NaiveDateTime,
+    /// Pipeline stage: new, contacted, qualified, converted or lost.
+    pub status: String,
+    /// low, medium or high.
+    pub priority: String,
+    /// Deal value in minor units of `value_currency`; both or neither.
+    pub value_minor: Option<i64>,
+    pub value_currency: Option<String>,
+    pub assigned_to: Option<String>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
+    pub next_follow_up_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
+    pub converted_at: Option<NaiveDateTime>,
+    /// Click-to-WhatsApp attribution of the lead's first message (`ad`,
+    /// `post`, …); all `None` for a lead that wrote on its own.
+    pub source_type: Option<String>,
+    pub source_id: Option<String>,
+    pub source_url: Option<String>,
+    pub source_headline: Option<String>,
+    /// The business number (WhatsApp phone-number id) the lead first wrote to.
+    pub business_phone_number_id: Option<String>,
+    pub interactive_replies: i64,
+    /// Engagement score computed on ingest (formula in the README).
+    pub score: i64,
 }
 
 #[derive(Debug, Insertable)]

@@ -35,10 +35,13 @@ pub struct StoredMessage {
     pub referral_headline: Option<String>,
 }
 
+// `None` is written as NULL rather than DEFAULT, so that SQLite can insert a
+// batch of these in one multi-row statement.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub struct NewMessage<'a> {
     pub wamid: &'a str,
+    pub lead_id: Option<i64>,
     pub direction: &'a str,
     pub phone_number: Option<&'a str>,
     pub user_id: Option<&'a str>,
@@ -48,7 +51,15 @@ pub struct NewMessage<'a> {
     pub body: &'a str,
     pub wa_timestamp: NaiveDateTime,
     pub received_at: NaiveDateTime,
+    pub referral_source_type: Option<&'a str>,
+    pub referral_source_id: Option<&'a str>,
+    pub referral_source_url: Option<&'a str>,
+    pub referral_headline: Option<&'a str>,
 }
+
+/// Most rows per multi-row statement: SQLite allows 32,766 bound values per
+/// statement, and a message row binds 15.
+const ROWS_PER_INSERT: usize = 1000;
 
 /// Inserts the message unless its WhatsApp id is already stored; true when it
 /// was new. The unique index on `wamid` makes this hold across restarts and
@@ -60,6 +71,36 @@ pub fn insert_if_new(conn: &mut DbConnection, new: &NewMessage<'_>) -> QueryResu
         .do_nothing()
         .execute(c))?;
     Ok(inserted == 1)
+}
+
+/// Which of these WhatsApp ids are already stored.
+pub fn known_wamids(
+    conn: &mut DbConnection,
+    wamids: &[&str],
+) -> QueryResult<std::collections::HashSet<String>> {
+    let mut known = std::collections::HashSet::new();
+    for chunk in wamids.chunks(ROWS_PER_INSERT) {
+        let found: Vec<String> = with_conn!(conn, c => messages::table
+            .select(messages::wamid)
+            .filter(messages::wamid.eq_any(chunk))
+            .load(c))?;
+        known.extend(found);
+    }
+    Ok(known)
+}
+
+/// Inserts messages known to be new, several rows per statement. Returns how
+/// many rows went in: fewer than given means some were not new after all.
+pub fn insert_new(conn: &mut DbConnection, rows: &[NewMessage<'_>]) -> QueryResult<usize> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        inserted += with_conn!(conn, c => diesel::insert_into(messages::table)
+            .values(chunk)
+            .on_conflict(messages::wamid)
+            .do_nothing()
+            .execute(c))?;
+    }
+    Ok(inserted)
 }
 
 pub fn set_lead(conn: &mut DbConnection, wamid: &str, lead_id: i64) -> QueryResult<()> {

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::conversations::{spawn_janitor, ConversationStore};
 use crate::db::{self, writer::Writer, Database};
 use crate::error::AppError;
+use crate::ingest::Ingestor;
 use crate::routes;
 use crate::routes::admin::throttle::AuthThrottle;
 
@@ -19,6 +20,7 @@ use crate::routes::admin::throttle::AuthThrottle;
 pub struct AppState {
     pub config: Config,
     pub db: Database,
+    pub ingestor: Ingestor,
     pub conversations: Arc<ConversationStore>,
     pub admin_throttle: AuthThrottle,
 }
@@ -93,6 +95,7 @@ impl Application {
             config.database.backend_name()
         );
 
+        let db = Database { pool, writer };
         let workers = config.workers;
         let grace = config.shutdown_grace;
         let request_timeout = config.request_timeout;
@@ -101,8 +104,9 @@ impl Application {
                 config.admin_auth_max_failures,
                 config.admin_auth_window,
             ),
+            ingestor: Ingestor::start(db.clone(), config.write_batch_max),
             config,
-            db: Database { pool, writer },
+            db,
             conversations,
         });
         let server = HttpServer::new(move || {

@@ -65,6 +65,18 @@ impl Student {
             .optional())
     }
 
+    /// The phone numbers and BSUIDs among these that belong to a student.
+    pub fn identities_among(
+        conn: &mut DbConnection,
+        phones: &[&str],
+        user_ids: &[&str],
+    ) -> QueryResult<Vec<(Option<String>, Option<String>)>> {
+        with_conn!(conn, c => students::table
+            .filter(students::phone_number.eq_any(phones).or(students::user_id.eq_any(user_ids)))
+            .select((students::phone_number, students::user_id))
+            .load(c))
+    }
+
     pub fn insert(conn: &mut DbConnection, new: &NewStudent<'_>) -> QueryResult<Student> {
         with_conn!(conn, c => diesel::insert_into(students::table)
             .values(new)

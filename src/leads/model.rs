@@ -57,8 +57,10 @@ pub struct Lead {
     pub score: i64,
 }
 
+// `None` is written as NULL rather than DEFAULT, so that SQLite can insert a
+// batch of these in one multi-row statement.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = leads)]
+#[diesel(table_name = leads, treat_none_as_default_value = false)]
 pub struct NewLead<'a> {
     pub phone_number: Option<&'a str>,
     pub user_id: Option<&'a str>,
@@ -74,6 +76,43 @@ pub struct NewLead<'a> {
     pub converted_to_student: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub source_type: Option<&'a str>,
+    pub source_id: Option<&'a str>,
+    pub source_url: Option<&'a str>,
+    pub source_headline: Option<&'a str>,
+    pub business_phone_number_id: Option<&'a str>,
+    pub interactive_replies: i64,
+    pub score: i64,
+}
+
+impl<'a> From<&'a Lead> for NewLead<'a> {
+    /// The insertable part of a lead built in memory; the pipeline fields
+    /// take their database defaults.
+    fn from(lead: &'a Lead) -> Self {
+        NewLead {
+            phone_number: lead.phone_number.as_deref(),
+            user_id: lead.user_id.as_deref(),
+            parent_user_id: lead.parent_user_id.as_deref(),
+            username: lead.username.as_deref(),
+            sender_name: lead.sender_name.as_deref(),
+            first_message: &lead.first_message,
+            first_message_time: lead.first_message_time,
+            last_message: &lead.last_message,
+            last_message_time: lead.last_message_time,
+            message_count: lead.message_count,
+            is_active: lead.is_active,
+            converted_to_student: lead.converted_to_student,
+            created_at: lead.created_at,
+            updated_at: lead.updated_at,
+            source_type: lead.source_type.as_deref(),
+            source_id: lead.source_id.as_deref(),
+            source_url: lead.source_url.as_deref(),
+            source_headline: lead.source_headline.as_deref(),
+            business_phone_number_id: lead.business_phone_number_id.as_deref(),
+            interactive_replies: lead.interactive_replies,
+            score: lead.score,
+        }
+    }
 }
 
 // Lookups by a unique key use `get_result`, not `first`: `first` adds a bound
@@ -97,6 +136,27 @@ impl Lead {
             .select(Lead::as_select())
             .get_result(c)
             .optional())
+    }
+
+    /// Every lead holding one of these phone numbers or BSUIDs.
+    pub fn find_by_identities(
+        conn: &mut DbConnection,
+        phones: &[&str],
+        user_ids: &[&str],
+    ) -> QueryResult<Vec<Lead>> {
+        with_conn!(conn, c => leads::table
+            .filter(leads::phone_number.eq_any(phones).or(leads::user_id.eq_any(user_ids)))
+            .select(Lead::as_select())
+            .load(c))
+    }
+
+    /// Inserts several new leads in one statement; the rows come back in no
+    /// particular order (match them by their unique identifiers).
+    pub fn insert_many(conn: &mut DbConnection, new: &[NewLead<'_>]) -> QueryResult<Vec<Lead>> {
+        with_conn!(conn, c => diesel::insert_into(leads::table)
+            .values(new)
+            .returning(Lead::as_returning())
+            .get_results(c))
     }
 
     pub fn insert(conn: &mut DbConnection, new: &NewLead<'_>) -> QueryResult<Lead> {

@@ -72,19 +72,15 @@ pub async fn receive(
     // rather than copying up to WEBHOOK_MAX_BODY_BYTES per request.
     let raw = body.clone();
     let report = match payload::parse(&body) {
-        Ok(parsed) => {
-            state
-                .db
-                .write(move |conn| ingest::apply(conn, &parsed, &raw).map_err(store_failed))
-                .await?
-        }
+        Ok(parsed) => state.ingestor.submit(parsed, raw).await?,
         Err(e) => {
             let reason = e.to_string();
             log::warn!("webhook body dead-lettered: {reason}");
             state
                 .db
                 .write(move |conn| {
-                    failures::record(conn, &reason, &raw, time::now()).map_err(store_failed)
+                    failures::record(conn, &reason, &raw, time::now())
+                        .map_err(ingest::queue::store_failed)
                 })
                 .await?;
             ingest::IngestReport {
@@ -115,13 +111,6 @@ pub async fn receive(
         "duplicates": report.duplicates,
         "dead_lettered": report.dead_lettered,
     })))
-}
-
-/// Any failure to store a webhook is a `503`: WhatsApp then retries, and the
-/// retry is harmless because storing is idempotent.
-fn store_failed(e: diesel::result::Error) -> AppError {
-    log::error!("could not store webhook: {e}");
-    AppError::Unavailable("could not store the webhook; it will be accepted on retry".into())
 }
 
 /// Reads the raw body, refusing more than `limit` bytes with `413` (early,

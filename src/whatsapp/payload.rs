@@ -28,6 +28,8 @@ const MAX_ID_CHARS: usize = 256;
 const MAX_TYPE_CHARS: usize = 64;
 /// Longest profile name or username kept.
 const MAX_NAME_CHARS: usize = 256;
+/// Longest referral URL kept.
+const MAX_URL_CHARS: usize = 2048;
 /// Longest raw value quoted back in a reject reason.
 const MAX_QUOTED_CHARS: usize = 40;
 /// The only `object` a WhatsApp Business Account webhook carries.
@@ -74,6 +76,19 @@ pub struct InboundMessage {
     pub timestamp: DateTime<Utc>,
     /// Set for `system` messages that announce a new number or BSUID.
     pub changed_number: Option<ChangedNumber>,
+    /// `messages[].referral`: the click-to-WhatsApp ad or post that started
+    /// the conversation.
+    pub referral: Option<Referral>,
+}
+
+/// Where a click-to-WhatsApp conversation came from (`messages[].referral`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referral {
+    /// `source_type`: `ad`, `post`, … (`unknown` when absent).
+    pub source_type: String,
+    pub source_id: Option<String>,
+    pub source_url: Option<String>,
+    pub headline: Option<String>,
 }
 
 /// The new identity announced by a `user_changed_number` (or
@@ -328,10 +343,32 @@ fn read_message(
         business_phone_number_id: ctx.business_phone_number_id.clone(),
         summary: cap(&summarize(&message_type, msg), MAX_SUMMARY_CHARS),
         changed_number: changed_number_of(&message_type, msg),
+        referral: referral_of(msg),
         message_type,
         timestamp,
         sender,
         wamid,
+    })
+}
+
+/// The referral of a message from an ad or post. Meta sends it as an object;
+/// anything else (or an empty object) is taken as no referral rather than a
+/// reason to refuse the message.
+fn referral_of(msg: &Object) -> Option<Referral> {
+    let referral = msg.get("referral")?.as_object()?;
+    let text = |key: &str, max: usize| non_empty(referral.get(key)).map(|v| cap(v, max));
+    let source_id = id_value(referral.get("source_id")).map(|v| cap(&v, MAX_ID_CHARS));
+    let source_url = text("source_url", MAX_URL_CHARS);
+    let headline = text("headline", MAX_NAME_CHARS);
+    let source_type = text("source_type", MAX_TYPE_CHARS);
+    if source_type.is_none() && source_id.is_none() && source_url.is_none() && headline.is_none() {
+        return None;
+    }
+    Some(Referral {
+        source_type: source_type.unwrap_or_else(|| "unknown".to_string()),
+        source_id,
+        source_url,
+        headline,
     })
 }
 
@@ -780,6 +817,43 @@ mod tests {
         assert_eq!(m.summary, "Hi! How much is the IELTS preparation course?");
         assert_eq!(m.timestamp, at(1_779_012_345));
         assert_eq!(m.changed_number, None);
+    }
+
+    #[test]
+    fn click_to_whatsapp_referral_is_kept() {
+        let messages = messages_only(fixture!("referral_ad"));
+        let referral = messages[0].referral.as_ref().expect("a referral");
+        assert_eq!(referral.source_type, "ad");
+        assert_eq!(referral.source_id.as_deref(), Some("120226305854810726"));
+        assert_eq!(
+            referral.source_url.as_deref(),
+            Some("https://fb.me/3cr4Wqqkv")
+        );
+        assert_eq!(referral.headline.as_deref(), Some("IELTS in 8 weeks"));
+        assert_eq!(messages[0].summary, "Can I still join the May group?");
+        // A message without one has none.
+        assert_eq!(messages_only(fixture!("text"))[0].referral, None);
+    }
+
+    #[test]
+    fn odd_referrals_are_ignored_not_refused() {
+        for referral in [
+            serde_json::json!("ad"),
+            serde_json::json!({}),
+            serde_json::json!({"source_type": "  "}),
+        ] {
+            let mut message = text_message("wamid.R1", serde_json::json!("1779012345"));
+            message["referral"] = referral;
+            let parsed = parse(body_with_message(message).as_bytes()).unwrap();
+            assert!(parsed.rejects.is_empty());
+            assert_eq!(parsed.messages[0].referral, None);
+        }
+        let mut message = text_message("wamid.R2", serde_json::json!("1779012345"));
+        message["referral"] = serde_json::json!({"source_id": 42});
+        let parsed = parse(body_with_message(message).as_bytes()).unwrap();
+        let referral = parsed.messages[0].referral.as_ref().unwrap();
+        assert_eq!(referral.source_type, "unknown");
+        assert_eq!(referral.source_id.as_deref(), Some("42"));
     }
 
     #[test]

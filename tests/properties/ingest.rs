@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use leadhook::config::{DatabaseTarget, SqliteSynchronous};
 use leadhook::db::schema::{leads, messages, webhook_failures};
 use leadhook::db::{build_pool, run_migrations, DbConnection, DbPool};
-use leadhook::ingest::IngestReport;
+use leadhook::ingest::{apply_all, Body, IngestReport};
 use leadhook::leads::Lead;
 use leadhook::whatsapp::payload::{parse, InboundMessage, ParsedBody};
 use proptest::prelude::*;
@@ -215,6 +215,8 @@ struct Plan {
     breaks: Vec<bool>,
     /// Which entry/change of its body a delivery goes into.
     groups: Vec<u8>,
+    /// After which body a write (one batch of the ingest queue) ends.
+    write_breaks: Vec<bool>,
 }
 
 fn plan(shared_phones: bool) -> impl Strategy<Value = Plan> {
@@ -225,15 +227,19 @@ fn plan(shared_phones: bool) -> impl Strategy<Value = Plan> {
         prop::collection::vec(any::<Index>(), MAX_DELIVERIES),
         prop::collection::vec(prop::bool::weighted(0.3), MAX_DELIVERIES),
         prop::collection::vec(0..3u8, MAX_DELIVERIES),
+        prop::collection::vec(prop::bool::weighted(0.4), MAX_DELIVERIES),
     )
-        .prop_map(|(persons, messages, copies, swaps, breaks, groups)| Plan {
-            persons,
-            messages,
-            copies,
-            swaps,
-            breaks,
-            groups,
-        })
+        .prop_map(
+            |(persons, messages, copies, swaps, breaks, groups, write_breaks)| Plan {
+                persons,
+                messages,
+                copies,
+                swaps,
+                breaks,
+                groups,
+                write_breaks,
+            },
+        )
 }
 
 /// A message ready to be written into a body.
@@ -385,22 +391,32 @@ struct Outcome {
 }
 
 /// Parses every body (checking the parse against what was generated) and
-/// applies each in its own transaction on a fresh SQLite database. Returns
-/// the messages in application order and what the database holds.
+/// applies them on a fresh SQLite database, several bodies per write as the
+/// ingest queue groups concurrent webhooks (so both the set-based path and
+/// the body-by-body path run). Returns the messages in application order and
+/// what the database holds.
 fn ingest(plan: &Plan) -> Result<(Vec<InboundMessage>, Outcome), TestCaseError> {
     let (_dir, pool) = fresh_database();
     let mut conn = pool.get().expect("connection");
     let mut applied = Vec::new();
-    for (raw, expected) in bodies(plan) {
+    let mut pending: Vec<(Vec<u8>, ParsedBody)> = Vec::new();
+    let all = bodies(plan);
+    let count = all.len();
+    for (n, (raw, expected)) in all.into_iter().enumerate() {
         let parsed = parse(&raw).expect("a generated body parses");
         prop_assert_eq!(&parsed.rejects, &vec![]);
         prop_assert_eq!(parsed.messages.len(), expected.len());
         for (m, want) in parsed.messages.iter().zip(&expected) {
             check_parsed(m, want, &plan.persons)?;
         }
-        let result = apply_body(&mut conn, &parsed, &raw);
-        prop_assert!(result.is_ok(), "ingest failed: {:?}", result.err());
-        applied.extend(parsed.messages);
+        applied.extend(parsed.messages.iter().cloned());
+        pending.push((raw, parsed));
+        if plan.write_breaks[n] || n + 1 == count {
+            for result in apply_write(&mut conn, &pending) {
+                prop_assert!(result.is_ok(), "ingest failed: {:?}", result.err());
+            }
+            pending.clear();
+        }
     }
     let outcome = read_back(&mut conn).expect("read back");
     Ok((applied, outcome))
@@ -423,13 +439,17 @@ fn fresh_database() -> (tempfile::TempDir, DbPool) {
     (dir, pool)
 }
 
-/// Applies one parsed body in its own transaction, as the webhook does.
-fn apply_body(
+/// Applies bodies in one transaction, as one write of the ingest queue does.
+fn apply_write(
     conn: &mut DbConnection,
-    parsed: &ParsedBody,
-    raw: &[u8],
-) -> Result<IngestReport, diesel::result::Error> {
-    conn.transaction(|c| leadhook::ingest::apply(c, parsed, raw))
+    bodies: &[(Vec<u8>, ParsedBody)],
+) -> Vec<Result<IngestReport, diesel::result::Error>> {
+    let bodies: Vec<Body<'_>> = bodies
+        .iter()
+        .map(|(raw, parsed)| Body { parsed, raw })
+        .collect();
+    conn.transaction(|c| Ok::<_, diesel::result::Error>(apply_all(c, &bodies)))
+        .expect("the write commits")
 }
 
 /// The parser read the generated message faithfully. Its sender may have
@@ -888,7 +908,9 @@ fn merge_keeps_the_later_arrival_as_last_on_equal_timestamps() {
         ),
     ] {
         let parsed = parse(&raw).expect("parses");
-        apply_body(&mut conn, &parsed, &raw).expect("applies");
+        for result in apply_write(&mut conn, &[(raw, parsed)]) {
+            result.expect("applies");
+        }
     }
     let db = read_back(&mut conn).expect("read back");
     assert_eq!(db.leads.len(), 1, "{:?}", db.leads);

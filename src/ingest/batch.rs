@@ -1,0 +1,305 @@
+//! The set-based write path: all bodies of a batch in a handful of
+//! statements — one look-up of which messages are new, one of the senders'
+//! students and leads, the lead changes worked out in memory, then one
+//! multi-row insert of new leads, one update per touched lead and one
+//! multi-row insert of the messages.
+//!
+//! It handles the everyday case: messages from known or new senders whose
+//! identifiers do not move between leads. Anything else — an identity
+//! change announced by a system message, two leads that turn out to be one
+//! person, a recycled number, an identifier passing from one lead to another
+//! inside the batch — makes [`apply`] decline (`Ok(None)`), and the caller
+//! rolls back and applies the batch body by body, where those rules live.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDateTime;
+use diesel::QueryResult;
+
+use super::{apply_statuses_and_rejects, fold, Body, IngestReport};
+use crate::db::DbConnection;
+use crate::leads::model::{Lead, NewLead};
+use crate::messages::{self, NewMessage};
+use crate::students::Student;
+use crate::whatsapp::payload::InboundMessage;
+
+/// A lead as the batch sees it: one already stored, or one this batch creates.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum LeadRef {
+    Stored(i64),
+    Created(usize),
+}
+
+/// One new message and where it goes.
+struct Placed<'a> {
+    msg: &'a InboundMessage,
+    /// `None` for messages from registered students.
+    lead: Option<LeadRef>,
+}
+
+/// The leads of the batch's senders, indexed by identifier, with the
+/// changes the batch makes to them.
+#[derive(Default)]
+struct Book {
+    stored: HashMap<i64, Lead>,
+    touched: HashSet<i64>,
+    /// Leads this batch creates, as rows without an id yet.
+    created: Vec<Lead>,
+    by_phone: HashMap<String, LeadRef>,
+    by_bsuid: HashMap<String, LeadRef>,
+    /// Identifiers a lead gave up in this batch: another lead taking one
+    /// would need the updates ordered, which the per-body path does.
+    released: HashSet<String>,
+}
+
+/// Applies the bodies, or returns `None` (having written nothing that the
+/// caller's rollback would not undo) when the batch needs the per-body path.
+pub fn apply(
+    conn: &mut DbConnection,
+    bodies: &[Body<'_>],
+    now: NaiveDateTime,
+) -> QueryResult<Option<Vec<IngestReport>>> {
+    let mut reports: Vec<IngestReport> = bodies.iter().map(|_| IngestReport::default()).collect();
+
+    // Messages seen earlier in the batch are redeliveries.
+    let mut seen = HashSet::new();
+    let mut candidates = Vec::new();
+    for (index, body) in bodies.iter().enumerate() {
+        for msg in &body.parsed.messages {
+            if msg.changed_number.is_some() {
+                return Ok(None);
+            }
+            if seen.insert(msg.wamid.as_str()) {
+                candidates.push((index, msg));
+            } else {
+                reports[index].duplicates += 1;
+            }
+        }
+    }
+
+    let wamids: Vec<&str> = candidates.iter().map(|(_, m)| m.wamid.as_str()).collect();
+    let known = messages::known_wamids(conn, &wamids)?;
+    let mut fresh = Vec::with_capacity(candidates.len());
+    for (index, msg) in candidates {
+        if known.contains(&msg.wamid) {
+            reports[index].duplicates += 1;
+        } else {
+            fresh.push((index, msg));
+        }
+    }
+
+    let phones: Vec<&str> = unique(
+        fresh
+            .iter()
+            .filter_map(|(_, m)| m.sender.phone().map(|p| p.as_str())),
+    );
+    let bsuids: Vec<&str> = unique(
+        fresh
+            .iter()
+            .filter_map(|(_, m)| m.sender.bsuid().map(|b| b.as_str())),
+    );
+    let (student_phones, student_bsuids) = students_among(conn, &phones, &bsuids)?;
+    let mut book = Book::default();
+    if !phones.is_empty() || !bsuids.is_empty() {
+        for lead in Lead::find_by_identities(conn, &phones, &bsuids)? {
+            book.index(
+                LeadRef::Stored(lead.id),
+                lead.phone_number.as_deref(),
+                lead.user_id.as_deref(),
+            );
+            book.stored.insert(lead.id, lead);
+        }
+    }
+
+    let mut placed = Vec::with_capacity(fresh.len());
+    for (index, msg) in fresh {
+        let report = &mut reports[index];
+        report.stored.push(fold::conversation_entry(msg));
+        let phone = msg.sender.phone().map(|p| p.as_str());
+        let bsuid = msg.sender.bsuid().map(|b| b.as_str());
+        let is_student = phone.is_some_and(|p| student_phones.contains(p))
+            || bsuid.is_some_and(|b| student_bsuids.contains(b));
+        if is_student {
+            report.from_students += 1;
+            placed.push(Placed { msg, lead: None });
+            continue;
+        }
+        let Some((lead, created)) = book.place(msg, now) else {
+            return Ok(None);
+        };
+        if created {
+            report.leads_created += 1;
+        }
+        placed.push(Placed {
+            msg,
+            lead: Some(lead),
+        });
+    }
+
+    // Existing leads first: they only take identifiers no stored lead holds,
+    // and the new leads' identifiers are held by no stored lead either.
+    for id in &book.touched {
+        book.stored[id].save(conn)?;
+    }
+    let created_ids = insert_created(conn, &book.created)?;
+    let rows: Vec<NewMessage<'_>> = placed
+        .iter()
+        .map(|p| {
+            let lead_id = p.lead.map(|lead| match lead {
+                LeadRef::Stored(id) => id,
+                LeadRef::Created(n) => created_ids[n],
+            });
+            fold::message_row(p.msg, lead_id, now)
+        })
+        .collect();
+    if messages::insert_new(conn, &rows)? != rows.len() {
+        // Someone stored one of these since we looked: let the per-body path
+        // sort out which.
+        return Ok(None);
+    }
+    for (index, body) in bodies.iter().enumerate() {
+        apply_statuses_and_rejects(conn, body, now, &mut reports[index])?;
+    }
+    Ok(Some(reports))
+}
+
+fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    items.filter(|i| seen.insert(*i)).collect()
+}
+
+fn students_among(
+    conn: &mut DbConnection,
+    phones: &[&str],
+    bsuids: &[&str],
+) -> QueryResult<(HashSet<String>, HashSet<String>)> {
+    let mut by_phone = HashSet::new();
+    let mut by_bsuid = HashSet::new();
+    if phones.is_empty() && bsuids.is_empty() {
+        return Ok((by_phone, by_bsuid));
+    }
+    for (phone, bsuid) in Student::identities_among(conn, phones, bsuids)? {
+        by_phone.extend(phone);
+        by_bsuid.extend(bsuid);
+    }
+    Ok((by_phone, by_bsuid))
+}
+
+/// Inserts the batch's new leads; their ids in creation order.
+fn insert_created(conn: &mut DbConnection, created: &[Lead]) -> QueryResult<Vec<i64>> {
+    if created.is_empty() {
+        return Ok(Vec::new());
+    }
+    let new: Vec<NewLead<'_>> = created.iter().map(NewLead::from).collect();
+    let rows = Lead::insert_many(conn, &new)?;
+    // Every new lead has a BSUID or a phone number, each unique.
+    let mut by_bsuid = HashMap::new();
+    let mut by_phone = HashMap::new();
+    for lead in &rows {
+        if let Some(b) = &lead.user_id {
+            by_bsuid.insert(b.clone(), lead.id);
+        } else if let Some(p) = &lead.phone_number {
+            by_phone.insert(p.clone(), lead.id);
+        }
+    }
+    created
+        .iter()
+        .map(|new| {
+            let id = match (&new.user_id, &new.phone_number) {
+                (Some(b), _) => by_bsuid.get(b),
+                (None, Some(p)) => by_phone.get(p),
+                (None, None) => None,
+            };
+            id.copied().ok_or(diesel::result::Error::NotFound)
+        })
+        .collect()
+}
+
+impl Book {
+    fn index(&mut self, lead: LeadRef, phone: Option<&str>, bsuid: Option<&str>) {
+        if let Some(p) = phone {
+            self.by_phone.insert(p.to_string(), lead);
+        }
+        if let Some(b) = bsuid {
+            self.by_bsuid.insert(b.to_string(), lead);
+        }
+    }
+
+    /// Finds or creates (`true`) the lead of `msg` and counts the message on
+    /// it; `None` when that takes an identity rule of the per-body path.
+    fn place(&mut self, msg: &InboundMessage, now: NaiveDateTime) -> Option<(LeadRef, bool)> {
+        let phone = msg.sender.phone().map(|p| p.as_str());
+        let bsuid = msg.sender.bsuid().map(|b| b.as_str());
+        let by_bsuid = bsuid.and_then(|b| self.by_bsuid.get(b).copied());
+        let by_phone = phone.and_then(|p| self.by_phone.get(p).copied());
+        let lead = match (by_bsuid, by_phone) {
+            (None, None) => {
+                if [phone, bsuid]
+                    .iter()
+                    .flatten()
+                    .any(|i| self.released.contains(*i))
+                {
+                    return None;
+                }
+                let lead = LeadRef::Created(self.created.len());
+                self.created.push(fold::start_lead(msg, now));
+                self.index(lead, phone, bsuid);
+                return Some((lead, true));
+            }
+            (Some(lead), None) => {
+                // The BSUID is the person; a number not seen before follows them.
+                if let Some(p) = phone {
+                    if self.released.contains(p) {
+                        return None;
+                    }
+                    self.take_phone(lead, p);
+                }
+                lead
+            }
+            (None, Some(lead)) => match bsuid {
+                Some(b) => {
+                    if self.bsuid_of(lead).is_some() || self.released.contains(b) {
+                        // A recycled number (the lead has another BSUID).
+                        return None;
+                    }
+                    self.take_bsuid(lead, b);
+                    lead
+                }
+                None => lead,
+            },
+            (Some(a), Some(b)) if a == b => a,
+            // Two leads for one message: a merge or a recycled number.
+            (Some(_), Some(_)) => return None,
+        };
+        fold::fold_message(self.row(lead), msg, now);
+        Some((lead, false))
+    }
+
+    fn row(&mut self, lead: LeadRef) -> &mut Lead {
+        match lead {
+            LeadRef::Stored(id) => {
+                self.touched.insert(id);
+                self.stored.get_mut(&id).expect("indexed lead")
+            }
+            LeadRef::Created(n) => &mut self.created[n],
+        }
+    }
+
+    fn bsuid_of(&mut self, lead: LeadRef) -> Option<&str> {
+        self.row(lead).user_id.as_deref()
+    }
+
+    fn take_phone(&mut self, lead: LeadRef, phone: &str) {
+        let old = self.row(lead).phone_number.replace(phone.to_string());
+        if let Some(old) = old.filter(|o| o != phone) {
+            self.by_phone.remove(&old);
+            self.released.insert(old);
+        }
+        self.by_phone.insert(phone.to_string(), lead);
+    }
+
+    fn take_bsuid(&mut self, lead: LeadRef, bsuid: &str) {
+        self.row(lead).user_id = Some(bsuid.to_string());
+        self.by_bsuid.insert(bsuid.to_string(), lead);
+    }
+}

@@ -42,6 +42,8 @@ struct Placed<'a> {
 #[derive(Default)]
 struct Book {
     stored: HashMap<i64, Lead>,
+    /// The stored leads as read, to write only what changed.
+    originals: HashMap<i64, Lead>,
     touched: HashSet<i64>,
     /// Leads this batch creates, as rows without an id yet.
     created: Vec<Lead>,
@@ -107,6 +109,7 @@ pub fn apply(
                 lead.phone_number.as_deref(),
                 lead.user_id.as_deref(),
             );
+            book.originals.insert(lead.id, lead.clone());
             book.stored.insert(lead.id, lead);
         }
     }
@@ -139,7 +142,7 @@ pub fn apply(
     // Existing leads first: they only take identifiers no stored lead holds,
     // and the new leads' identifiers are held by no stored lead either.
     for id in &book.touched {
-        book.stored[id].save(conn)?;
+        book.stored[id].save_changes(&book.originals[id], conn)?;
     }
     let created_ids = insert_created(conn, &book.created)?;
     let rows: Vec<NewMessage<'_>> = placed

@@ -138,8 +138,9 @@ fn apply_message(
     };
     let lead = match existing {
         Some(mut lead) => {
+            let before = lead.clone();
             fold::fold_message(&mut lead, msg, now);
-            lead.save(conn)?;
+            lead.save_changes(&before, conn)?;
             lead
         }
         None => {

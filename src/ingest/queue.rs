@@ -3,11 +3,18 @@
 //! Handlers hand their parsed body to the [`Ingestor`] and wait. One task
 //! takes every body waiting (up to a limit), has the writer apply them as a
 //! single job — set-based when it can, see [`super::apply_all`] — and answers
-//! each handler once that job is committed. While one write is in flight the
+//! each handler once that job is committed. While writes are in flight the
 //! next bodies queue up, so the batch grows with the load by itself.
+//!
+//! Two writes may be in flight: while the writer applies one batch, the
+//! answers of the previous one go out and their senders' next requests come
+//! in, instead of the writer waiting for that round trip. The writer still
+//! applies and commits them in order.
+
+use std::sync::Arc;
 
 use actix_web::web::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{apply_all, Body, IngestReport};
 use crate::db::Database;
@@ -48,34 +55,52 @@ impl Ingestor {
     }
 }
 
+/// Writes in flight at once; see the module documentation.
+const WRITES_IN_FLIGHT: usize = 2;
+
 async fn run(db: Database, mut receiver: mpsc::Receiver<Submission>, max_batch: usize) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        let (work, replies): (Vec<_>, Vec<_>) = batch
-            .drain(..)
-            .map(|s| ((s.parsed, s.raw), s.reply))
-            .unzip();
-        let outcome = db
-            .write(move |conn| {
-                let bodies: Vec<Body<'_>> = work
-                    .iter()
-                    .map(|(parsed, raw)| Body { parsed, raw })
-                    .collect();
-                Ok::<_, AppError>(apply_all(conn, &bodies))
-            })
-            .await;
-        match outcome {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // The handler may have gone away (client disconnected).
-                    let _ = reply.send(result.map_err(store_failed));
-                }
+    let in_flight = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(max_batch);
+        if receiver.recv_many(&mut batch, max_batch).await == 0 {
+            return;
+        }
+        let db = db.clone();
+        tokio::spawn(async move {
+            write_batch(&db, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn write_batch(db: &Database, batch: Vec<Submission>) {
+    let (work, replies): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|s| ((s.parsed, s.raw), s.reply))
+        .unzip();
+    let outcome = db
+        .write(move |conn| {
+            let bodies: Vec<Body<'_>> = work
+                .iter()
+                .map(|(parsed, raw)| Body { parsed, raw })
+                .collect();
+            Ok::<_, AppError>(apply_all(conn, &bodies))
+        })
+        .await;
+    match outcome {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                // The handler may have gone away (client disconnected).
+                let _ = reply.send(result.map_err(store_failed));
             }
-            Err(e) => {
-                let reason = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(AppError::Unavailable(reason.clone())));
-                }
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(AppError::Unavailable(reason.clone())));
             }
         }
     }

@@ -174,6 +174,18 @@ impl Lead {
         Ok(())
     }
 
+    /// Writes only the columns in which `self` differs from `before` (the
+    /// row as it was read): an UPDATE then rewrites only the indexes of those
+    /// columns, which on the write path is most of its cost.
+    pub fn save_changes(&self, before: &Lead, conn: &mut DbConnection) -> QueryResult<()> {
+        let changes = LeadChanges::between(before, self);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        with_conn!(conn, c => diesel::update(leads::table.find(self.id)).set(&changes).execute(c))?;
+        Ok(())
+    }
+
     /// Deletes the lead and its stored messages.
     pub fn delete_with_messages(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
         with_conn!(conn, c => {
@@ -182,3 +194,64 @@ impl Lead {
         })
     }
 }
+
+/// Declares [`LeadChanges`] over the listed columns of [`Lead`].
+macro_rules! lead_changes {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        /// The columns of a lead that changed; `None` leaves a column out of
+        /// the UPDATE.
+        #[derive(Default, AsChangeset)]
+        #[diesel(table_name = leads)]
+        struct LeadChanges {
+            $($field: Option<$ty>,)*
+        }
+
+        impl LeadChanges {
+            fn between(before: &Lead, after: &Lead) -> LeadChanges {
+                let mut changes = LeadChanges::default();
+                $(
+                    if before.$field != after.$field {
+                        changes.$field = Some(after.$field.clone());
+                    }
+                )*
+                changes
+            }
+
+            fn is_empty(&self) -> bool {
+                true $(&& self.$field.is_none())*
+            }
+        }
+    };
+}
+
+lead_changes!(
+    phone_number: Option<String>,
+    user_id: Option<String>,
+    parent_user_id: Option<String>,
+    username: Option<String>,
+    sender_name: Option<String>,
+    first_message: String,
+    first_message_time: NaiveDateTime,
+    last_message: String,
+    last_message_time: NaiveDateTime,
+    message_count: i64,
+    is_active: bool,
+    converted_to_student: bool,
+    student_id: Option<i64>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    status: String,
+    priority: String,
+    value_minor: Option<i64>,
+    value_currency: Option<String>,
+    assigned_to: Option<String>,
+    next_follow_up_at: Option<NaiveDateTime>,
+    converted_at: Option<NaiveDateTime>,
+    source_type: Option<String>,
+    source_id: Option<String>,
+    source_url: Option<String>,
+    source_headline: Option<String>,
+    business_phone_number_id: Option<String>,
+    interactive_replies: i64,
+    score: i64,
+);

@@ -5,6 +5,7 @@ mod child;
 mod helpers;
 mod payloads;
 mod proxy;
+mod staff;
 
 mod admin;
 mod conversations;
@@ -12,6 +13,7 @@ mod faults;
 mod health;
 mod identity;
 mod leads;
+mod pipeline;
 mod process;
 mod security;
 mod webhook;

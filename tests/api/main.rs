@@ -11,6 +11,7 @@ mod admin;
 mod bulk;
 mod conversations;
 mod faults;
+mod finding;
 mod health;
 mod identity;
 mod leads;

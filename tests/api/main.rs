@@ -17,5 +17,6 @@ mod identity;
 mod leads;
 mod pipeline;
 mod process;
+mod reset;
 mod security;
 mod webhook;

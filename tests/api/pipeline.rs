@@ -469,7 +469,41 @@ async fn the_timeline_pages_back_with_before(app: TestApp) {
     json_with_status(app.admin_get("/api/admin/leads/999999/activity").await, 404).await;
 }
 
+async fn lead_management_endpoints_need_the_admin_token(app: TestApp) {
+    let id = leads_from(&app, &["15553330012"]).await[0];
+    let endpoints = [
+        (reqwest::Method::PATCH, format!("/api/admin/leads/{id}")),
+        (
+            reqwest::Method::POST,
+            format!("/api/admin/leads/{id}/notes"),
+        ),
+        (reqwest::Method::GET, format!("/api/admin/leads/{id}/notes")),
+        (
+            reqwest::Method::GET,
+            format!("/api/admin/leads/{id}/activity"),
+        ),
+        (reqwest::Method::POST, "/api/admin/leads/bulk".to_string()),
+        (reqwest::Method::POST, "/api/admin/reset".to_string()),
+    ];
+    for (method, path) in endpoints {
+        for token in [None, Some("wrong")] {
+            let mut request = app
+                .client
+                .request(method.clone(), app.url(&path))
+                .json(&json!({"status": "lost", "ids": [id], "author": "a", "body": "b", "confirm": "delete all leads"}));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with {token:?}");
+        }
+    }
+    assert_eq!(lead_by_id(&app, id).await["status"], "new");
+    assert_eq!(kinds(&app, id).await, ["first_contact"]);
+}
+
 crate::on_both_databases!(
+    lead_management_endpoints_need_the_admin_token,
     new_lead_starts_new_with_an_empty_pipeline,
     patch_changes_fields_and_records_each_on_the_timeline,
     patch_with_the_values_the_lead_has_records_nothing,

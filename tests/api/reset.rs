@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::child::{Server, SECRETS};
 use crate::helpers::{json_with_status, TestApp, ADMIN_TOKEN, APP_SECRET};
 use crate::payloads::{text_from, T0};
 use crate::staff::{leads_from, note, patched};
@@ -154,6 +155,45 @@ async fn reset_wipes_the_lead_data_and_keeps_students(app: TestApp) {
     )
     .await;
     assert_eq!(again["deleted"]["leads"], 1);
+}
+
+/// The reset is logged as a warning naming the actor and the counts (the
+/// real binary, so its log output can be read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_is_logged_as_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("leadhook.db");
+    let server = Server::start(dir.path(), &database, &SECRETS, "reset-log").await;
+    let body = serde_json::to_vec(&text_from("15557770021", "wamid.log", T0, "hi")).unwrap();
+    let _ = server.endpoint().post_webhook(&body).await;
+    let response = server
+        .client
+        .post(format!("{}/api/admin/reset", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("X-Actor", "ops-on-call")
+        .json(&json!({"confirm": PHRASE}))
+        .send()
+        .await
+        .expect("reset request");
+    assert_eq!(response.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = server.process.stderr();
+        let line = log.lines().find(|l| l.contains("admin reset"));
+        if let Some(line) = line {
+            assert!(line.contains("WARN"), "{line}");
+            assert!(
+                line.contains("ops-on-call") && line.contains("removed 1 leads, 1 messages"),
+                "{line}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reset line in the log:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 crate::on_both_databases!(

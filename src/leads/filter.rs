@@ -379,7 +379,11 @@ pub fn list(
                     page = page.filter(leads::value_minor.is_null().and(leads::id.lt(at.id)));
                 }
                 // `Cursor::decode` pairs every sort with its kind of key.
-                _ => return Err(diesel::result::Error::NotFound),
+                _ => {
+                    return Err(diesel::result::Error::QueryBuilderError(
+                        "cursor key does not fit its sort".into(),
+                    ))
+                }
             }
         }
         page = match sort {

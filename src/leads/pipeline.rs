@@ -1,8 +1,6 @@
 //! The sales pipeline's vocabulary: statuses and priorities, and the rules
 //! for moving a lead between statuses.
 
-use std::fmt;
-
 use crate::error::AppError;
 
 /// Where a lead stands. New leads start `new`; `converted` is reached only by
@@ -80,12 +78,6 @@ impl Vocabulary for Priority {
             Priority::Medium => "medium",
             Priority::High => "high",
         }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

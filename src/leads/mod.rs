@@ -1,8 +1,20 @@
-//! Leads: the row model and its storage queries ([`model`]), the engagement
-//! score ([`score`]), and what admin staff do with leads ([`service`]).
+//! Leads: the row model and its storage queries ([`model`]), the list
+//! ([`filter`]), the sales pipeline ([`pipeline`], [`change`], [`bulk`]),
+//! tags, notes, the activity timeline, the engagement [`score`], the admin
+//! view of a lead, what admin staff do with single leads ([`service`]) and
+//! the wipe ([`reset`]).
 
+pub mod activity;
+pub mod bulk;
+pub mod change;
+pub mod filter;
 pub mod model;
+pub mod notes;
+pub mod pipeline;
+pub mod reset;
 pub mod score;
 pub mod service;
+pub mod tags;
+pub mod view;
 
 pub use model::Lead;

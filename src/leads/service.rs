@@ -1,34 +1,24 @@
-//! What admin staff do with leads: find, count, read, convert, deactivate,
+//! What admin staff do with leads: count, read, convert, deactivate,
 //! delete. Reads take a pooled connection; writes run on the single writer
 //! (through `crate::db::Database`) so they never race the webhook path.
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 use serde::Serialize;
+use serde_json::json;
 
-use crate::db::schema::{lead_counters, leads, messages};
+use crate::db::schema::leads;
 use crate::db::DbConnection;
 use crate::error::AppError;
+use crate::leads::activity::{self, Kind};
+use crate::leads::filter::counters;
+use crate::leads::pipeline::{Status, Vocabulary};
+use crate::leads::view::{self, LeadView};
 use crate::leads::Lead;
 use crate::messages::{self as stored, StoredMessage};
 use crate::students::{NewStudent, Student};
 use crate::time;
 use crate::with_conn;
-
-diesel::define_sql_function! {
-    /// SQL `lower()`: both backends have it; PostgreSQL's `LIKE` is case-sensitive.
-    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
-
-/// Filters of the lead list, already validated by the HTTP layer.
-#[derive(Debug, Default, Clone)]
-pub struct LeadFilter {
-    pub converted: Option<bool>,
-    pub active: Option<bool>,
-    /// Free text: phone, BSUID, username, name or message text.
-    pub q: Option<String>,
-}
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct LeadStats {
@@ -44,7 +34,7 @@ pub struct LeadStats {
 
 #[derive(Debug, Serialize)]
 pub struct LeadDetail {
-    pub lead: Lead,
+    pub lead: LeadView,
     pub messages: Vec<StoredMessage>,
     /// Pass as `before` to read the page of older messages; `null` when none.
     pub older_before: Option<i64>,
@@ -56,222 +46,6 @@ pub fn conversion_rate(converted: i64, total: i64) -> String {
         return "0.0%".to_string();
     }
     format!("{:.1}%", converted as f64 * 100.0 / total as f64)
-}
-
-/// `%text%` for `LIKE … ESCAPE '\'`, lower-cased, with wildcards escaped.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for ch in text.to_lowercase().chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(ch);
-    }
-    pattern.push('%');
-    pattern
-}
-
-/// How `q` is looked up.
-enum Search {
-    /// Through the search indexes (see the `search_indexes` migrations).
-    Indexed(IndexedSearch),
-    /// A `LIKE` scan: SQLite's trigram index needs three characters or more.
-    Scan(String),
-}
-
-/// A search condition in the backend's own SQL, with the term bound twice
-/// (once for the lead's fields, once for its messages).
-struct IndexedSearch {
-    before: &'static str,
-    between: &'static str,
-    after: &'static str,
-    term: String,
-}
-
-impl Search {
-    fn for_backend(conn: &DbConnection, q: &str) -> Search {
-        match conn {
-            DbConnection::Sqlite(_) if q.chars().count() < 3 => Search::Scan(like_pattern(q)),
-            DbConnection::Sqlite(_) => Search::Indexed(IndexedSearch {
-                before: "(leads.id IN (SELECT rowid FROM leads_search WHERE leads_search MATCH ",
-                between: ") OR leads.id IN (SELECT m.lead_id FROM messages m WHERE m.id IN \
-                          (SELECT rowid FROM messages_search WHERE messages_search MATCH ",
-                after: ")))",
-                // An FTS5 phrase: matched as a substring by the trigram tokenizer.
-                term: format!("\"{}\"", q.replace('"', "\"\"")),
-            }),
-            // The expression must stay the one the trigram index is built on.
-            DbConnection::Postgres(_) => Search::Indexed(IndexedSearch {
-                before: "(lower(coalesce(leads.phone_number, '') || ' ' || coalesce(leads.user_id, '') || ' ' || \
-                         coalesce(leads.username, '') || ' ' || coalesce(leads.sender_name, '')) LIKE ",
-                between: " ESCAPE '\\' OR leads.id IN (SELECT m.lead_id FROM messages m WHERE lower(m.body) LIKE ",
-                after: " ESCAPE '\\'))",
-                term: like_pattern(q),
-            }),
-        }
-    }
-}
-
-/// Position in the lead list (newest activity first): the last row of the
-/// previous page. Unlike `skip`, it costs the same on page 1 and page 20,000,
-/// and rows arriving meanwhile neither repeat nor skip entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub last_message_time: NaiveDateTime,
-    pub id: i64,
-}
-
-impl Cursor {
-    fn after(lead: &Lead) -> Cursor {
-        Cursor {
-            last_message_time: lead.last_message_time,
-            id: lead.id,
-        }
-    }
-
-    /// `<microseconds since the epoch>_<id>`: opaque to clients.
-    pub fn encode(&self) -> String {
-        format!(
-            "{}_{}",
-            self.last_message_time.and_utc().timestamp_micros(),
-            self.id
-        )
-    }
-
-    pub fn decode(text: &str) -> Option<Cursor> {
-        let (micros, id) = text.split_once('_')?;
-        let time = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
-        Some(Cursor {
-            last_message_time: time.naive_utc(),
-            id: id.parse().ok()?,
-        })
-    }
-}
-
-/// One page of the lead list.
-#[derive(Debug)]
-pub struct LeadPage {
-    pub items: Vec<Lead>,
-    pub total: i64,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<Cursor>,
-}
-
-/// A page of leads, newest activity first (from `skip`, or after `cursor`),
-/// and how many match in all.
-pub fn list(
-    conn: &mut DbConnection,
-    filter: &LeadFilter,
-    cursor: Option<Cursor>,
-    skip: i64,
-    limit: i64,
-) -> QueryResult<LeadPage> {
-    let search = filter.q.as_deref().map(|q| Search::for_backend(conn, q));
-    let total = count_from_counters(conn, filter)?;
-    let (items, counted) = with_conn!(conn, c => {
-        // Built twice (count and page): a boxed query cannot be cloned.
-        let build = || {
-            let mut query = leads::table.into_boxed();
-            if let Some(converted) = filter.converted {
-                query = query.filter(leads::converted_to_student.eq(converted));
-            }
-            if let Some(active) = filter.active {
-                query = query.filter(leads::is_active.eq(active));
-            }
-            match &search {
-                Some(Search::Indexed(sql)) => {
-                    query = query.filter(
-                        diesel::dsl::sql::<Bool>(sql.before)
-                            .bind::<Text, _>(sql.term.clone())
-                            .sql(sql.between)
-                            .bind::<Text, _>(sql.term.clone())
-                            .sql(sql.after),
-                    );
-                }
-                Some(Search::Scan(p)) => {
-                    let in_messages = messages::table
-                        .filter(messages::lead_id.eq(leads::id.nullable()))
-                        .filter(lower(messages::body.nullable()).like(p).escape('\\'));
-                    query = query.filter(
-                        lower(leads::phone_number).like(p).escape('\\')
-                            .or(lower(leads::user_id).like(p).escape('\\'))
-                            .or(lower(leads::username).like(p).escape('\\'))
-                            .or(lower(leads::sender_name).like(p).escape('\\'))
-                            .or(diesel::dsl::exists(in_messages)),
-                    );
-                }
-                None => {}
-            }
-            query
-        };
-        let counted: Option<i64> = if total_needs_query(filter) {
-            Some(build().count().get_result(c)?)
-        } else {
-            None
-        };
-        let mut page = build();
-        if let Some(at) = cursor {
-            // The `<=` bound alone is what lets the activity index start at
-            // the cursor; the `OR` then drops the rows already shown.
-            page = page.filter(leads::last_message_time.le(at.last_message_time));
-            page = page.filter(
-                leads::last_message_time.lt(at.last_message_time).or(leads::last_message_time
-                    .eq(at.last_message_time)
-                    .and(leads::id.lt(at.id))),
-            );
-        }
-        let items: Vec<Lead> = page
-            .order((leads::last_message_time.desc(), leads::id.desc()))
-            .offset(skip)
-            .limit(limit)
-            .select(Lead::as_select())
-            .load(c)?;
-        QueryResult::Ok((items, counted))
-    })?;
-    let next = if items.len() as i64 == limit {
-        items.last().map(Cursor::after)
-    } else {
-        None
-    };
-    Ok(LeadPage {
-        total: counted.or(total).unwrap_or_default(),
-        items,
-        next,
-    })
-}
-
-/// The running totals (see the `lead_counters` migration).
-fn counters(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64, i64)> {
-    with_conn!(conn, c => lead_counters::table
-        .find(1)
-        .select((
-            lead_counters::leads,
-            lead_counters::active,
-            lead_counters::converted,
-            lead_counters::messages,
-        ))
-        .first(c))
-}
-
-/// Whether the list total must be counted row by row: the running totals
-/// answer an unfiltered list and a single `active`/`converted` filter.
-fn total_needs_query(filter: &LeadFilter) -> bool {
-    filter.q.is_some() || (filter.active.is_some() && filter.converted.is_some())
-}
-
-fn count_from_counters(conn: &mut DbConnection, filter: &LeadFilter) -> QueryResult<Option<i64>> {
-    if total_needs_query(filter) {
-        return Ok(None);
-    }
-    let (leads, active, converted, _) = counters(conn)?;
-    Ok(Some(match (filter.active, filter.converted) {
-        (Some(true), _) => active,
-        (Some(false), _) => leads - active,
-        (_, Some(true)) => converted,
-        (_, Some(false)) => leads - converted,
-        (None, None) => leads,
-    }))
 }
 
 pub fn stats(conn: &mut DbConnection) -> QueryResult<LeadStats> {
@@ -324,7 +98,7 @@ pub fn detail(
         None
     };
     Ok(LeadDetail {
-        lead,
+        lead: view::one(conn, lead)?,
         messages: page,
         older_before,
     })
@@ -337,11 +111,13 @@ pub fn lead_not_found(id: i64) -> AppError {
 /// Marks the lead converted and links the student: the given one (which must
 /// exist), else the one registered under the lead's phone or BSUID, else a new
 /// one made from the lead. Converting again to the same student changes
-/// nothing; to another student is a conflict.
+/// nothing; to another student is a conflict. The lead's status becomes
+/// `converted`, stamped with `converted_at`.
 pub fn convert(
     conn: &mut DbConnection,
     id: i64,
     student_id: Option<i64>,
+    actor: Option<&str>,
 ) -> Result<(Lead, Student), AppError> {
     let mut lead = Lead::find(conn, id)?.ok_or_else(|| lead_not_found(id))?;
     let student = match student_id {
@@ -383,19 +159,39 @@ pub fn convert(
         }
         _ => {}
     }
-    lead.converted_to_student = true;
-    lead.student_id = Some(student.id);
-    lead.updated_at = time::now();
-    lead.save(conn)?;
+    mark_converted(conn, &mut lead, student.id, actor, json!({}), time::now())?;
     Ok((lead, student))
 }
 
-pub fn deactivate(conn: &mut DbConnection, id: i64) -> Result<Lead, AppError> {
+/// Links the lead to the student and moves it to `converted`, on the
+/// timeline too.
+fn mark_converted(
+    conn: &mut DbConnection,
+    lead: &mut Lead,
+    student_id: i64,
+    actor: Option<&str>,
+    mut detail: serde_json::Value,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    detail["student_id"] = json!(student_id);
+    detail["from_status"] = json!(lead.status);
+    lead.converted_to_student = true;
+    lead.student_id = Some(student_id);
+    lead.status = Status::Converted.name().to_string();
+    lead.converted_at = Some(now);
+    lead.updated_at = now;
+    lead.save(conn)?;
+    activity::record(conn, lead.id, Kind::Converted, actor, detail, now)
+}
+
+pub fn deactivate(conn: &mut DbConnection, id: i64, actor: Option<&str>) -> Result<Lead, AppError> {
     let mut lead = Lead::find(conn, id)?.ok_or_else(|| lead_not_found(id))?;
     if lead.is_active {
+        let now = time::now();
         lead.is_active = false;
-        lead.updated_at = time::now();
+        lead.updated_at = now;
         lead.save(conn)?;
+        activity::record(conn, id, Kind::Deactivated, actor, json!({}), now)?;
     }
     Ok(lead)
 }
@@ -429,10 +225,8 @@ pub fn link_student(
         if lead.converted_to_student {
             continue;
         }
-        lead.converted_to_student = true;
-        lead.student_id = Some(student.id);
-        lead.updated_at = now;
-        lead.save(conn)?;
+        let detail = json!({ "via": "student_registration" });
+        mark_converted(conn, &mut lead, student.id, None, detail, now)?;
         linked += 1;
     }
     Ok(linked)
@@ -448,10 +242,5 @@ mod tests {
         assert_eq!(conversion_rate(13, 45), "28.9%");
         assert_eq!(conversion_rate(1, 1), "100.0%");
         assert_eq!(conversion_rate(1, 3), "33.3%");
-    }
-
-    #[test]
-    fn like_pattern_escapes_wildcards() {
-        assert_eq!(like_pattern("Ada_50%"), "%ada\\_50\\%%");
     }
 }

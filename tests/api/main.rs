@@ -5,13 +5,18 @@ mod child;
 mod helpers;
 mod payloads;
 mod proxy;
+mod staff;
 
 mod admin;
+mod bulk;
 mod conversations;
 mod faults;
+mod finding;
 mod health;
 mod identity;
 mod leads;
+mod pipeline;
 mod process;
+mod reset;
 mod security;
 mod webhook;

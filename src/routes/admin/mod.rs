@@ -1,8 +1,12 @@
 //! `/api/admin/*`: bearer-token auth in front of every admin endpoint.
 
+mod actor;
 mod conversations;
+mod json_body;
 mod leads;
 mod params;
+mod pipeline;
+mod reset;
 mod students;
 pub mod throttle;
 
@@ -30,6 +34,7 @@ pub fn scope() -> actix_web::Scope<
         .configure(leads::configure)
         .configure(students::configure)
         .configure(conversations::configure)
+        .configure(reset::configure)
 }
 
 /// Every admin request passes here: no token configured → 503 (the API is

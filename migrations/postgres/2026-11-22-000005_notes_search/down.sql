@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS lead_notes_body_trgm_idx;

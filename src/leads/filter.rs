@@ -1,0 +1,509 @@
+//! The lead list: filters, sort orders, keyset cursors and the query that
+//! reads one page.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+
+use crate::db::schema::{lead_counters, lead_notes, lead_tags, leads, messages};
+use crate::db::DbConnection;
+use crate::leads::pipeline::{Priority, Status, Vocabulary};
+use crate::leads::Lead;
+use crate::with_conn;
+
+diesel::define_sql_function! {
+    /// SQL `lower()`: both backends have it; PostgreSQL's `LIKE` is case-sensitive.
+    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Filters of the lead list, already validated by the HTTP layer. Empty
+/// lists and `None` mean "any".
+#[derive(Debug, Default, Clone)]
+pub struct LeadFilter {
+    pub converted: Option<bool>,
+    pub active: Option<bool>,
+    /// Free text: phone, BSUID, username, name, message text or note text.
+    pub q: Option<String>,
+    /// Any of these statuses.
+    pub statuses: Vec<Status>,
+    /// Any of these priorities.
+    pub priorities: Vec<Priority>,
+    /// Leads carrying this (normalised) tag.
+    pub tag: Option<String>,
+    pub assigned_to: Option<String>,
+    /// `true`: assigned to anyone; `false`: unassigned.
+    pub assigned: Option<bool>,
+    /// `created_at` in `[after, before)`.
+    pub created_after: Option<NaiveDateTime>,
+    pub created_before: Option<NaiveDateTime>,
+    /// `last_message_time` in `[after, before)`.
+    pub last_activity_after: Option<NaiveDateTime>,
+    pub last_activity_before: Option<NaiveDateTime>,
+    /// `true`: a follow-up is set and its time has come (by `now`);
+    /// `false`: no follow-up is due (none set, or set in the future).
+    pub follow_up_due: Option<bool>,
+}
+
+impl LeadFilter {
+    /// Whether the running totals answer the list's total: no filter, or a
+    /// single `active`/`converted` one.
+    fn counted_by_counters(&self) -> bool {
+        let LeadFilter {
+            converted,
+            active,
+            q,
+            statuses,
+            priorities,
+            tag,
+            assigned_to,
+            assigned,
+            created_after,
+            created_before,
+            last_activity_after,
+            last_activity_before,
+            follow_up_due,
+        } = self;
+        q.is_none()
+            && !(active.is_some() && converted.is_some())
+            && statuses.is_empty()
+            && priorities.is_empty()
+            && tag.is_none()
+            && assigned_to.is_none()
+            && assigned.is_none()
+            && created_after.is_none()
+            && created_before.is_none()
+            && last_activity_after.is_none()
+            && last_activity_before.is_none()
+            && follow_up_due.is_none()
+    }
+}
+
+/// Order of the lead list; always descending, id breaking ties. Each has an
+/// index on `(key DESC, id DESC)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Newest `last_message_time` first.
+    #[default]
+    LastActivity,
+    Created,
+    MessageCount,
+    /// Highest deal value first (amounts compared regardless of currency);
+    /// leads without a value last.
+    Value,
+    Score,
+}
+
+impl Vocabulary for Sort {
+    const ALL: &'static [Sort] = &[
+        Sort::LastActivity,
+        Sort::Created,
+        Sort::MessageCount,
+        Sort::Value,
+        Sort::Score,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Sort::LastActivity => "last_activity",
+            Sort::Created => "created",
+            Sort::MessageCount => "message_count",
+            Sort::Value => "value",
+            Sort::Score => "score",
+        }
+    }
+}
+
+/// The sort key of the last row of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Time(NaiveDateTime),
+    Number(i64),
+    /// A lead without a value (sorted after every lead with one).
+    NoValue,
+}
+
+/// Position in the lead list: the sort it belongs to and the last row of the
+/// previous page. Unlike `skip`, it costs the same on page 1 and page
+/// 20,000, and rows moving ahead of it (new leads, new activity) are never
+/// shown twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub sort: Sort,
+    pub key: Key,
+    pub id: i64,
+}
+
+impl Cursor {
+    fn after(sort: Sort, lead: &Lead) -> Cursor {
+        let key = match sort {
+            Sort::LastActivity => Key::Time(lead.last_message_time),
+            Sort::Created => Key::Time(lead.created_at),
+            Sort::MessageCount => Key::Number(lead.message_count),
+            Sort::Score => Key::Number(lead.score),
+            Sort::Value => lead.value_minor.map_or(Key::NoValue, Key::Number),
+        };
+        Cursor {
+            sort,
+            key,
+            id: lead.id,
+        }
+    }
+
+    /// `<sort>.<key>.<id>`, times in microseconds since the epoch: opaque to
+    /// clients.
+    pub fn encode(&self) -> String {
+        let key = match self.key {
+            Key::Time(t) => t.and_utc().timestamp_micros().to_string(),
+            Key::Number(n) => n.to_string(),
+            Key::NoValue => "none".to_string(),
+        };
+        format!("{}.{key}.{}", self.sort.name(), self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let mut parts = text.split('.');
+        let (sort, key, id) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let sort = Sort::parse(sort)?;
+        let key = match sort {
+            Sort::LastActivity | Sort::Created => {
+                Key::Time(chrono::DateTime::from_timestamp_micros(key.parse().ok()?)?.naive_utc())
+            }
+            Sort::Value if key == "none" => Key::NoValue,
+            Sort::MessageCount | Sort::Score | Sort::Value => Key::Number(key.parse().ok()?),
+        };
+        let id = id.parse().ok().filter(|id| *id > 0)?;
+        Some(Cursor { sort, key, id })
+    }
+}
+
+/// `%text%` for `LIKE … ESCAPE '\'`, lower-cased, with wildcards escaped.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for ch in text.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// How `q` is looked up.
+enum Search {
+    /// Through the search indexes (see the `search_indexes` and
+    /// `notes_search` migrations).
+    Indexed(IndexedSearch),
+    /// A `LIKE` scan: SQLite's trigram index needs three characters or more.
+    Scan(String),
+}
+
+/// A search condition in the backend's own SQL, with the term bound three
+/// times: for the lead's fields, its messages and its notes.
+struct IndexedSearch {
+    sql: [&'static str; 4],
+    term: String,
+}
+
+impl Search {
+    fn for_backend(conn: &DbConnection, q: &str) -> Search {
+        match conn {
+            DbConnection::Sqlite(_) if q.chars().count() < 3 => Search::Scan(like_pattern(q)),
+            DbConnection::Sqlite(_) => Search::Indexed(IndexedSearch {
+                sql: [
+                    "(leads.id IN (SELECT rowid FROM leads_search WHERE leads_search MATCH ",
+                    ") OR leads.id IN (SELECT m.lead_id FROM messages m WHERE m.id IN \
+                     (SELECT rowid FROM messages_search WHERE messages_search MATCH ",
+                    ")) OR leads.id IN (SELECT n.lead_id FROM lead_notes n WHERE n.id IN \
+                     (SELECT rowid FROM notes_search WHERE notes_search MATCH ",
+                    ")))",
+                ],
+                // An FTS5 phrase: matched as a substring by the trigram tokenizer.
+                term: format!("\"{}\"", q.replace('"', "\"\"")),
+            }),
+            // The expressions must stay the ones the trigram indexes are built on.
+            DbConnection::Postgres(_) => Search::Indexed(IndexedSearch {
+                sql: [
+                    "(lower(coalesce(leads.phone_number, '') || ' ' || coalesce(leads.user_id, '') || ' ' || \
+                     coalesce(leads.username, '') || ' ' || coalesce(leads.sender_name, '')) LIKE ",
+                    " ESCAPE '\\' OR leads.id IN (SELECT m.lead_id FROM messages m WHERE lower(m.body) LIKE ",
+                    " ESCAPE '\\') OR leads.id IN (SELECT n.lead_id FROM lead_notes n WHERE lower(n.body) LIKE ",
+                    " ESCAPE '\\'))",
+                ],
+                term: like_pattern(q),
+            }),
+        }
+    }
+}
+
+/// One page of the lead list.
+#[derive(Debug)]
+pub struct LeadPage {
+    pub items: Vec<Lead>,
+    pub total: i64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// A page of leads in `sort` order (from `skip`, or after `cursor`, which
+/// the caller has checked belongs to `sort`), and how many match in all.
+/// `now` decides which follow-ups are due.
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &LeadFilter,
+    sort: Sort,
+    cursor: Option<Cursor>,
+    skip: i64,
+    limit: i64,
+    now: NaiveDateTime,
+) -> QueryResult<LeadPage> {
+    let search = filter.q.as_deref().map(|q| Search::for_backend(conn, q));
+    let total = if filter.counted_by_counters() {
+        Some(count_from_counters(conn, filter)?)
+    } else {
+        None
+    };
+    let (items, counted) = with_conn!(conn, c => {
+        // Built twice (count and page): a boxed query cannot be cloned.
+        let build = || {
+            let mut query = leads::table.into_boxed();
+            if let Some(converted) = filter.converted {
+                query = query.filter(leads::converted_to_student.eq(converted));
+            }
+            if let Some(active) = filter.active {
+                query = query.filter(leads::is_active.eq(active));
+            }
+            if !filter.statuses.is_empty() {
+                query = query.filter(leads::status.eq_any(filter.statuses.iter().map(|s| s.name())));
+            }
+            if !filter.priorities.is_empty() {
+                query = query.filter(leads::priority.eq_any(filter.priorities.iter().map(|p| p.name())));
+            }
+            if let Some(tag) = &filter.tag {
+                query = query.filter(leads::id.eq_any(
+                    lead_tags::table.filter(lead_tags::tag.eq(tag.clone())).select(lead_tags::lead_id),
+                ));
+            }
+            if let Some(assignee) = &filter.assigned_to {
+                query = query.filter(leads::assigned_to.eq(assignee.clone()));
+            }
+            match filter.assigned {
+                Some(true) => query = query.filter(leads::assigned_to.is_not_null()),
+                Some(false) => query = query.filter(leads::assigned_to.is_null()),
+                None => {}
+            }
+            if let Some(t) = filter.created_after {
+                query = query.filter(leads::created_at.ge(t));
+            }
+            if let Some(t) = filter.created_before {
+                query = query.filter(leads::created_at.lt(t));
+            }
+            if let Some(t) = filter.last_activity_after {
+                query = query.filter(leads::last_message_time.ge(t));
+            }
+            if let Some(t) = filter.last_activity_before {
+                query = query.filter(leads::last_message_time.lt(t));
+            }
+            match filter.follow_up_due {
+                Some(true) => query = query.filter(leads::next_follow_up_at.le(now)),
+                Some(false) => {
+                    query = query.filter(
+                        leads::next_follow_up_at.is_null().or(leads::next_follow_up_at.gt(now)),
+                    )
+                }
+                None => {}
+            }
+            match &search {
+                Some(Search::Indexed(s)) => {
+                    query = query.filter(
+                        diesel::dsl::sql::<Bool>(s.sql[0])
+                            .bind::<Text, _>(s.term.clone())
+                            .sql(s.sql[1])
+                            .bind::<Text, _>(s.term.clone())
+                            .sql(s.sql[2])
+                            .bind::<Text, _>(s.term.clone())
+                            .sql(s.sql[3]),
+                    );
+                }
+                Some(Search::Scan(p)) => {
+                    let in_messages = messages::table
+                        .filter(messages::lead_id.eq(leads::id.nullable()))
+                        .filter(lower(messages::body.nullable()).like(p).escape('\\'));
+                    let in_notes = lead_notes::table
+                        .filter(lead_notes::lead_id.eq(leads::id))
+                        .filter(lower(lead_notes::body.nullable()).like(p).escape('\\'));
+                    query = query.filter(
+                        lower(leads::phone_number).like(p).escape('\\')
+                            .or(lower(leads::user_id).like(p).escape('\\'))
+                            .or(lower(leads::username).like(p).escape('\\'))
+                            .or(lower(leads::sender_name).like(p).escape('\\'))
+                            .or(diesel::dsl::exists(in_messages))
+                            .or(diesel::dsl::exists(in_notes)),
+                    );
+                }
+                None => {}
+            }
+            query
+        };
+        let counted: Option<i64> = match total {
+            Some(_) => None,
+            None => Some(build().count().get_result(c)?),
+        };
+        let mut page = build();
+        // For each sort: the `<=` bound alone is what lets the index start at
+        // the cursor; the `OR` then drops the rows already shown.
+        macro_rules! after {
+            ($column:expr, $key:expr, $id:expr) => {{
+                page = page.filter($column.le($key));
+                page = page.filter($column.lt($key).or($column.eq($key).and(leads::id.lt($id))));
+            }};
+        }
+        if let Some(at) = cursor {
+            match (sort, at.key) {
+                (Sort::LastActivity, Key::Time(t)) => after!(leads::last_message_time, t, at.id),
+                (Sort::Created, Key::Time(t)) => after!(leads::created_at, t, at.id),
+                (Sort::MessageCount, Key::Number(n)) => after!(leads::message_count, n, at.id),
+                (Sort::Score, Key::Number(n)) => after!(leads::score, n, at.id),
+                (Sort::Value, Key::Number(n)) => {
+                    page = page.filter(
+                        leads::value_minor.lt(n)
+                            .or(leads::value_minor.eq(n).and(leads::id.lt(at.id)))
+                            .or(leads::value_minor.is_null()),
+                    );
+                }
+                (Sort::Value, Key::NoValue) => {
+                    page = page.filter(leads::value_minor.is_null().and(leads::id.lt(at.id)));
+                }
+                // `Cursor::decode` pairs every sort with its kind of key.
+                _ => {
+                    return Err(diesel::result::Error::QueryBuilderError(
+                        "cursor key does not fit its sort".into(),
+                    ))
+                }
+            }
+        }
+        page = match sort {
+            Sort::LastActivity => page.order((leads::last_message_time.desc(), leads::id.desc())),
+            Sort::Created => page.order((leads::created_at.desc(), leads::id.desc())),
+            Sort::MessageCount => page.order((leads::message_count.desc(), leads::id.desc())),
+            Sort::Score => page.order((leads::score.desc(), leads::id.desc())),
+            // PostgreSQL puts NULLs first in a descending order, SQLite last.
+            Sort::Value => page.order((
+                leads::value_minor.is_null().asc(),
+                leads::value_minor.desc(),
+                leads::id.desc(),
+            )),
+        };
+        let items: Vec<Lead> = page
+            .offset(skip)
+            .limit(limit)
+            .select(Lead::as_select())
+            .load(c)?;
+        QueryResult::Ok((items, counted))
+    })?;
+    let next = if items.len() as i64 == limit {
+        items.last().map(|lead| Cursor::after(sort, lead))
+    } else {
+        None
+    };
+    Ok(LeadPage {
+        total: counted.or(total).unwrap_or_default(),
+        items,
+        next,
+    })
+}
+
+/// The running totals (see the `lead_counters` migration): leads, active,
+/// converted, messages.
+pub fn counters(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64, i64)> {
+    with_conn!(conn, c => lead_counters::table
+        .find(1)
+        .select((
+            lead_counters::leads,
+            lead_counters::active,
+            lead_counters::converted,
+            lead_counters::messages,
+        ))
+        .first(c))
+}
+
+fn count_from_counters(conn: &mut DbConnection, filter: &LeadFilter) -> QueryResult<i64> {
+    let (leads, active, converted, _) = counters(conn)?;
+    Ok(match (filter.active, filter.converted) {
+        (Some(true), _) => active,
+        (Some(false), _) => leads - active,
+        (_, Some(true)) => converted,
+        (_, Some(false)) => leads - converted,
+        (None, None) => leads,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(like_pattern("Ada_50%"), "%ada\\_50\\%%");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_carry_their_sort() {
+        let t = chrono::DateTime::from_timestamp_micros(1_763_000_000_123_456)
+            .unwrap()
+            .naive_utc();
+        for cursor in [
+            Cursor {
+                sort: Sort::LastActivity,
+                key: Key::Time(t),
+                id: 7,
+            },
+            Cursor {
+                sort: Sort::Created,
+                key: Key::Time(t),
+                id: 7,
+            },
+            Cursor {
+                sort: Sort::MessageCount,
+                key: Key::Number(3),
+                id: 7,
+            },
+            Cursor {
+                sort: Sort::Value,
+                key: Key::NoValue,
+                id: 7,
+            },
+            Cursor {
+                sort: Sort::Value,
+                key: Key::Number(0),
+                id: 7,
+            },
+            Cursor {
+                sort: Sort::Score,
+                key: Key::Number(-2),
+                id: 7,
+            },
+        ] {
+            assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        }
+        assert_eq!(
+            Cursor::decode("created.1763000000123456.7").map(|c| c.sort),
+            Some(Sort::Created)
+        );
+        for bad in [
+            "",
+            "1_1",
+            "created.x.7",
+            "score.none.7",
+            "value.1.0",
+            "size.1.1",
+            "score.1.1.1",
+        ] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Finding leads: every filter and sort of the list, `q` over notes, and
+//! keyset paging in every sort, also while webhooks keep arriving.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{json_with_status, TestApp};
+use crate::payloads::{text_from, T0};
+use crate::staff::{ids_of, leads_from, note, patched};
+
+async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
+    let page = app
+        .admin_json(&format!("/api/admin/leads?limit=500&{query}"))
+        .await;
+    let ids = ids_of(&page);
+    assert_eq!(page["total"], ids.len(), "{query}: total and items agree");
+    ids
+}
+
+async fn filters_by_status_priority_tag_and_assignee(app: TestApp) {
+    let l = leads_from(
+        &app,
+        &["15556660001", "15556660002", "15556660003", "15556660004"],
+    )
+    .await;
+    patched(&app, l[0], &json!({"status": "contacted", "priority": "high", "tags": ["vip"], "assigned_to": "alice"})).await;
+    patched(
+        &app,
+        l[1],
+        &json!({"status": "qualified", "tags": ["vip", "webinar"], "assigned_to": "bob"}),
+    )
+    .await;
+    patched(&app, l[2], &json!({"status": "lost", "priority": "low"})).await;
+
+    assert_eq!(ids(&app, "status=contacted").await, [l[0]]);
+    assert_eq!(ids(&app, "status=contacted,qualified").await, [l[1], l[0]]);
+    assert_eq!(ids(&app, "status=new").await, [l[3]]);
+    assert_eq!(ids(&app, "priority=medium").await, [l[3], l[1]]);
+    assert_eq!(ids(&app, "priority=high,low").await, [l[2], l[0]]);
+    assert_eq!(ids(&app, "tag=vip").await, [l[1], l[0]]);
+    assert_eq!(
+        ids(&app, "tag=%20VIP%20").await,
+        [l[1], l[0]],
+        "tags are normalised"
+    );
+    assert_eq!(ids(&app, "tag=webinar&status=qualified").await, [l[1]]);
+    assert_eq!(ids(&app, "tag=nobody").await, Vec::<i64>::new());
+    assert_eq!(ids(&app, "assigned_to=alice").await, [l[0]]);
+    assert_eq!(ids(&app, "assigned=true").await, [l[1], l[0]]);
+    assert_eq!(ids(&app, "assigned=false").await, [l[3], l[2]]);
+    assert_eq!(
+        ids(&app, "status=lost&active=true&converted=false").await,
+        [l[2]]
+    );
+}
+
+async fn filters_by_time_ranges_and_due_follow_ups(app: TestApp) {
+    let l = leads_from(&app, &["15556660011", "15556660012", "15556660013"]).await;
+    let created: Vec<String> = {
+        let mut all = Vec::new();
+        for id in &l {
+            let lead = app.admin_json(&format!("/api/admin/leads/{id}")).await["lead"].clone();
+            all.push(lead["created_at"].as_str().unwrap().to_string());
+        }
+        all
+    };
+    assert_eq!(
+        ids(&app, &format!("created_after={}", created[1])).await,
+        [l[2], l[1]]
+    );
+    assert_eq!(
+        ids(&app, &format!("created_before={}", created[1])).await,
+        [l[0]]
+    );
+    assert_eq!(
+        ids(
+            &app,
+            &format!("created_after={}&created_before={}", created[1], created[2])
+        )
+        .await,
+        [l[1]]
+    );
+    // Last activity follows WhatsApp's timestamps: T0, T0 + 1, T0 + 2.
+    let at = |offset: i64| {
+        chrono::DateTime::from_timestamp(T0 + offset, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    assert_eq!(
+        ids(&app, &format!("last_activity_after={}", at(1))).await,
+        [l[2], l[1]]
+    );
+    assert_eq!(
+        ids(&app, &format!("last_activity_before={}", at(1))).await,
+        [l[0]]
+    );
+    // An offset in the query: `+` encoded, or left raw (arrives as a space).
+    let day = chrono::DateTime::from_timestamp(T0, 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(
+        ids(&app, &format!("last_activity_after={day}T00:00:00%2B00:00"))
+            .await
+            .len(),
+        3
+    );
+    assert_eq!(
+        ids(&app, &format!("last_activity_after={day}T00:00:00+00:00"))
+            .await
+            .len(),
+        3
+    );
+    assert_eq!(
+        ids(&app, &format!("last_activity_after={day}")).await.len(),
+        3
+    );
+    assert_eq!(ids(&app, "created_before=2000-01-01").await.len(), 0);
+
+    patched(
+        &app,
+        l[0],
+        &json!({"next_follow_up_at": "2020-01-01T09:00:00Z"}),
+    )
+    .await;
+    patched(
+        &app,
+        l[1],
+        &json!({"next_follow_up_at": "2100-01-01T09:00:00Z"}),
+    )
+    .await;
+    assert_eq!(ids(&app, "follow_up_due=true").await, [l[0]]);
+    assert_eq!(ids(&app, "follow_up_due=false").await, [l[2], l[1]]);
+}
+
+async fn sorts_by_created_message_count_value_and_score(app: TestApp) {
+    let l = leads_from(
+        &app,
+        &["15556660021", "15556660022", "15556660023", "15556660024"],
+    )
+    .await;
+    // Later WhatsApp activity for the first lead, and more messages.
+    for i in 0..3 {
+        let body = text_from(
+            "15556660021",
+            &format!("wamid.more{i}"),
+            T0 + 100 + i,
+            "more",
+        );
+        assert_eq!(app.post_webhook(&body).await.status(), 200);
+    }
+    let body = text_from("15556660023", "wamid.more-c", T0 + 50, "more");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    patched(
+        &app,
+        l[1],
+        &json!({"value": {"amount_minor": 500, "currency": "EUR"}}),
+    )
+    .await;
+    patched(
+        &app,
+        l[2],
+        &json!({"value": {"amount_minor": 90000, "currency": "USD"}}),
+    )
+    .await;
+    patched(
+        &app,
+        l[3],
+        &json!({"value": {"amount_minor": 500, "currency": "GBP"}}),
+    )
+    .await;
+
+    assert_eq!(ids(&app, "").await, [l[0], l[2], l[3], l[1]]);
+    assert_eq!(
+        ids(&app, "sort=last_activity").await,
+        [l[0], l[2], l[3], l[1]]
+    );
+    assert_eq!(ids(&app, "sort=created").await, [l[3], l[2], l[1], l[0]]);
+    assert_eq!(
+        ids(&app, "sort=message_count").await,
+        [l[0], l[2], l[3], l[1]]
+    );
+    // Equal values: newest id first; leads without a value last.
+    assert_eq!(ids(&app, "sort=value").await, [l[2], l[3], l[1], l[0]]);
+    // Every score is 0 until scoring runs: id decides.
+    assert_eq!(ids(&app, "sort=score").await, [l[3], l[2], l[1], l[0]]);
+    assert_eq!(ids(&app, "sort=value&tag=none").await, Vec::<i64>::new());
+}
+
+/// Walks the whole list with `limit` per page through `next_cursor`.
+async fn walk(app: &TestApp, query: &str, limit: usize) -> Vec<i64> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/admin/leads?limit={limit}&{query}&cursor={c}"),
+            None => format!("/api/admin/leads?limit={limit}&{query}"),
+        };
+        let page = app.admin_json(&path).await;
+        seen.extend(ids_of(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return seen,
+        }
+    }
+}
+
+async fn every_sort_pages_with_its_own_cursor(app: TestApp) {
+    let phones: Vec<String> = (0..9).map(|i| format!("155566600{i:02}")).collect();
+    let phones: Vec<&str> = phones.iter().map(String::as_str).collect();
+    let l = leads_from(&app, &phones).await;
+    // Ties on every key, and leads without a value.
+    for (i, id) in l.iter().enumerate().take(6) {
+        let amount = [700, 700, 100, 700, 0, 100][i];
+        patched(
+            &app,
+            *id,
+            &json!({"value": {"amount_minor": amount, "currency": "EUR"}}),
+        )
+        .await;
+    }
+    for sort in [
+        "last_activity",
+        "created",
+        "message_count",
+        "value",
+        "score",
+    ] {
+        let all = ids(&app, &format!("sort={sort}")).await;
+        assert_eq!(all.len(), 9);
+        for limit in [1, 2, 4] {
+            assert_eq!(
+                walk(&app, &format!("sort={sort}"), limit).await,
+                all,
+                "sort={sort} limit={limit}"
+            );
+        }
+        assert_eq!(
+            walk(&app, &format!("sort={sort}&priority=medium"), 2).await,
+            all
+        );
+    }
+    let values = ids(&app, "sort=value").await;
+    assert_eq!(
+        values,
+        [l[3], l[1], l[0], l[5], l[2], l[4], l[8], l[7], l[6]]
+    );
+
+    // A cursor belongs to its sort.
+    let page = app.admin_json("/api/admin/leads?limit=2&sort=value").await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    for query in [
+        format!("cursor={cursor}"),
+        format!("cursor={cursor}&sort=created"),
+    ] {
+        let answer = json_with_status(
+            app.admin_get(&format!("/api/admin/leads?{query}")).await,
+            400,
+        )
+        .await;
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("cursor") && error.contains("sort=value"),
+            "{error}"
+        );
+    }
+}
+
+async fn bad_filter_parameters_are_400_naming_the_parameter(app: TestApp) {
+    for (query, expected) in [
+        (
+            "status=won",
+            "status must be one of new, contacted, qualified, converted, lost",
+        ),
+        ("status=new,", "status must be one of"),
+        (
+            "priority=urgent",
+            "priority must be one of low, medium, high",
+        ),
+        (
+            "sort=name",
+            "sort must be one of last_activity, created, message_count, value, score",
+        ),
+        ("tag=a,b", "tag:"),
+        ("assigned_to=", "assigned_to"),
+        ("assigned=maybe", "assigned must be true or false"),
+        ("follow_up_due=1", "follow_up_due must be true or false"),
+        (
+            "created_after=yesterday",
+            "created_after must be an RFC 3339 time",
+        ),
+        ("created_before=2026-13-01", "created_before"),
+        ("last_activity_after=1763000000", "last_activity_after"),
+        ("last_activity_before=x", "last_activity_before"),
+        ("cursor=1_1", "cursor"),
+        ("cursor=created.1.1&skip=2&sort=created", "cursor"),
+    ] {
+        let answer = json_with_status(
+            app.admin_get(&format!("/api/admin/leads?{query}")).await,
+            400,
+        )
+        .await;
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{query}: {error}");
+    }
+}
+
+async fn q_searches_notes_too(app: TestApp) {
+    let l = leads_from(&app, &["15556660031", "15556660032"]).await;
+    let added = note(
+        &app,
+        l[1],
+        &json!({"author": "alice", "body": "Prefers Saturday mornings"}),
+    )
+    .await;
+    json_with_status(added, 201).await;
+    for q in ["saturday", "SATURDAY%20MORN", "ur"] {
+        let found = ids(&app, &format!("q={q}")).await;
+        assert!(found.contains(&l[1]), "q={q}: {found:?}");
+        assert!(!found.contains(&l[0]), "q={q}: {found:?}");
+    }
+    // Message text still matches, next to notes.
+    assert_eq!(ids(&app, "q=hello").await, [l[1], l[0]]);
+}
+
+/// Pages through the list while another task keeps posting webhooks: new
+/// leads, and new messages for half of the leads that existed at the start.
+/// No lead is ever listed twice. In `created` order (a key that never
+/// changes) every lead that existed at the start is listed; in activity
+/// order, every one that got no new message meanwhile (one that did moved
+/// ahead of the cursor, where this walk no longer looks).
+async fn cursor_paging_while_webhooks_arrive(app: TestApp) {
+    let phones: Vec<String> = (0..30).map(|i| format!("155577700{i:02}")).collect();
+    let phones: Vec<&str> = phones.iter().map(String::as_str).collect();
+    let start = leads_from(&app, &phones).await;
+    let quiet: Vec<i64> = start.iter().copied().skip(1).step_by(2).collect();
+
+    for sort in ["created", "last_activity", "message_count"] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            let client = app.endpoint();
+            let sort = sort.to_string();
+            tokio::spawn(async move {
+                let mut n = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    let fresh = text_from(
+                        &format!("1555888{:04}", n % 10_000),
+                        &format!("wamid.{sort}.new{n}"),
+                        T0 + 10_000 + n,
+                        "new lead",
+                    );
+                    let again = text_from(
+                        &format!("155577700{:02}", (n % 15) * 2),
+                        &format!("wamid.{sort}.again{n}"),
+                        T0 + 20_000 + n,
+                        "again",
+                    );
+                    for body in [fresh, again] {
+                        let bytes = serde_json::to_vec(&body).unwrap();
+                        assert_eq!(
+                            client.post_webhook(&bytes).await,
+                            crate::helpers::PostOutcome::Answered(200)
+                        );
+                    }
+                    n += 1;
+                }
+                n
+            })
+        };
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/admin/leads?limit=4&sort={sort}&cursor={c}"),
+                None => format!("/api/admin/leads?limit=4&sort={sort}"),
+            };
+            let page = app.admin_json(&path).await;
+            seen.extend(ids_of(&page));
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let posted = writer.await.expect("webhook task");
+        assert!(posted > 0, "webhooks arrived during the walk");
+
+        let unique: HashSet<i64> = seen.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "sort={sort}: a lead was listed twice: {seen:?}"
+        );
+        let must_see: &[i64] = if sort == "created" { &start } else { &quiet };
+        for id in must_see {
+            assert!(
+                unique.contains(id),
+                "sort={sort}: lead {id} was skipped: {seen:?}"
+            );
+        }
+    }
+}
+
+/// Each listed lead carries its tags, sorted.
+async fn list_items_carry_their_tags(app: TestApp) {
+    let l = leads_from(&app, &["15556660041", "15556660042"]).await;
+    patched(&app, l[0], &json!({"tags": ["b", "a"]})).await;
+    let page = app.admin_json("/api/admin/leads").await;
+    let tags: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|lead| &lead["tags"])
+        .collect();
+    assert_eq!(tags, [&json!([]), &json!(["a", "b"])]);
+}
+
+crate::on_both_databases!(
+    filters_by_status_priority_tag_and_assignee,
+    filters_by_time_ranges_and_due_follow_ups,
+    sorts_by_created_message_count_value_and_score,
+    every_sort_pages_with_its_own_cursor,
+    bad_filter_parameters_are_400_naming_the_parameter,
+    q_searches_notes_too,
+    cursor_paging_while_webhooks_arrive,
+    list_items_carry_their_tags,
+);

@@ -282,7 +282,10 @@ mod tests {
         assert!(a.await.unwrap().is_ok());
         assert!(matches!(b.await.unwrap(), Err(TestError::Refused)));
         assert!(c.await.unwrap().is_ok());
-        assert_eq!(reasons(&pool), ["a", "c"]);
+        // The three tasks may reach the queue in any order.
+        let mut committed = reasons(&pool);
+        committed.sort();
+        assert_eq!(committed, ["a", "c"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

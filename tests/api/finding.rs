@@ -186,8 +186,16 @@ async fn sorts_by_created_message_count_value_and_score(app: TestApp) {
     );
     // Equal values: newest id first; leads without a value last.
     assert_eq!(ids(&app, "sort=value").await, [l[2], l[3], l[1], l[0]]);
-    // Every score is 0 until scoring runs: id decides.
-    assert_eq!(ids(&app, "sort=score").await, [l[3], l[2], l[1], l[0]]);
+    // Scores (README formula): four messages in a live conversation 26, two
+    // 18, one 4 each; equal scores newest id first.
+    assert_eq!(ids(&app, "sort=score").await, [l[0], l[2], l[3], l[1]]);
+    let scores: Vec<i64> = app
+        .leads()
+        .await
+        .iter()
+        .map(|lead| lead["score"].as_i64().expect("score"))
+        .collect();
+    assert_eq!(scores.iter().sum::<i64>(), 26 + 18 + 4 + 4, "{scores:?}");
     assert_eq!(ids(&app, "sort=value&tag=none").await, Vec::<i64>::new());
 }
 

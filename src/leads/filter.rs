@@ -42,6 +42,22 @@ pub struct LeadFilter {
     /// `true`: a follow-up is set and its time has come (by `now`);
     /// `false`: no follow-up is due (none set, or set in the future).
     pub follow_up_due: Option<bool>,
+    /// Attribution: the referral's source type (`ad`, `post`, …), or
+    /// [`Source::Organic`] for leads that came without one.
+    pub source: Option<Source>,
+    /// The referral's ad or post id.
+    pub source_id: Option<String>,
+    /// The business number (WhatsApp phone-number id) the lead first wrote to.
+    pub business_number: Option<String>,
+}
+
+/// The attribution a list can filter on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// No referral: the person wrote on their own.
+    Organic,
+    /// A referral of this source type.
+    Referral(String),
 }
 
 impl LeadFilter {
@@ -62,6 +78,9 @@ impl LeadFilter {
             last_activity_after,
             last_activity_before,
             follow_up_due,
+            source,
+            source_id,
+            business_number,
         } = self;
         q.is_none()
             && !(active.is_some() && converted.is_some())
@@ -75,6 +94,9 @@ impl LeadFilter {
             && last_activity_after.is_none()
             && last_activity_before.is_none()
             && follow_up_due.is_none()
+            && source.is_none()
+            && source_id.is_none()
+            && business_number.is_none()
     }
 }
 
@@ -307,6 +329,19 @@ pub fn list(
             }
             if let Some(t) = filter.last_activity_before {
                 query = query.filter(leads::last_message_time.lt(t));
+            }
+            match &filter.source {
+                Some(Source::Organic) => query = query.filter(leads::source_type.is_null()),
+                Some(Source::Referral(kind)) => {
+                    query = query.filter(leads::source_type.eq(kind.clone()))
+                }
+                None => {}
+            }
+            if let Some(id) = &filter.source_id {
+                query = query.filter(leads::source_id.eq(id.clone()));
+            }
+            if let Some(number) = &filter.business_number {
+                query = query.filter(leads::business_phone_number_id.eq(number.clone()));
             }
             match filter.follow_up_due {
                 Some(true) => query = query.filter(leads::next_follow_up_at.le(now)),

@@ -8,6 +8,7 @@ mod proxy;
 mod staff;
 
 mod admin;
+mod attribution;
 mod bulk;
 mod conversations;
 mod faults;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::actor;
 use super::params::{self, arg, Page, Query};
 use crate::error::AppError;
-use crate::leads::filter::{self, Cursor, LeadFilter, Sort};
+use crate::leads::filter::{self, Cursor, LeadFilter, Sort, Source};
 use crate::leads::pipeline::Vocabulary;
 use crate::leads::{change, service, tags, view};
 use crate::startup::AppState;
@@ -59,12 +59,29 @@ pub fn lead_filter(query: &Query) -> Result<(LeadFilter, Sort), AppError> {
         last_activity_after: instant("last_activity_after", arg(query, "last_activity_after"))?,
         last_activity_before: instant("last_activity_before", arg(query, "last_activity_before"))?,
         follow_up_due: params::boolean("follow_up_due", arg(query, "follow_up_due"))?,
+        source: text("source", arg(query, "source"))?.map(|s| match s.as_str() {
+            "organic" => Source::Organic,
+            _ => Source::Referral(s),
+        }),
+        source_id: text("source_id", arg(query, "source_id"))?,
+        business_number: text("business_number", arg(query, "business_number"))?,
     };
     let sort = match arg(query, "sort").map(str::trim) {
         None => Sort::default(),
         Some(name) => Sort::parse_field("sort", name).map_err(AppError::BadRequest)?,
     };
     Ok((filter, sort))
+}
+
+/// A non-blank exact-match value.
+fn text(name: &str, raw: Option<&str>) -> Result<Option<String>, AppError> {
+    match raw.map(str::trim) {
+        None => Ok(None),
+        Some("") => Err(AppError::BadRequest(format!(
+            "{name} must not be empty (leave it out to not filter on it)"
+        ))),
+        Some(value) => Ok(Some(value.to_string())),
+    }
 }
 
 /// `status=new,contacted`: any of the listed values.

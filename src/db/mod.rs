@@ -147,9 +147,19 @@ impl r2d2::ManageConnection for ConnectionManager {
                     .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            DatabaseTarget::Postgres(url) => PgConnection::establish(url)
-                .map(DbConnection::Postgres)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseTarget::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // diesel keeps prepared statements per connection; after five
+                // runs PostgreSQL may switch one to a generic plan, chosen
+                // while the tables were small. For the write path's
+                // `= ANY($1)` look-ups that plan was a sequential scan, kept
+                // as the tables grew (most of the database's time at 10,000
+                // leads). Planning each run with its values costs far less.
+                conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgres(conn))
+            }
         }
     }
 

@@ -148,8 +148,8 @@ impl r2d2::ManageConnection for ConnectionManager {
                 Ok(DbConnection::Sqlite(conn))
             }
             DatabaseTarget::Postgres(url) => {
-                let mut conn = PgConnection::establish(url)
-                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                let mut conn =
+                    PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 // diesel keeps prepared statements per connection; after five
                 // runs PostgreSQL may switch one to a generic plan, chosen
                 // while the tables were small. For the write path's

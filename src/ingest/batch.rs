@@ -306,3 +306,163 @@ impl Book {
         self.by_bsuid.insert(bsuid.to_string(), lead);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use diesel::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{DatabaseTarget, SqliteSynchronous};
+    use crate::db::{build_pool, run_migrations, schema::leads, DbPool};
+    use crate::whatsapp::payload::{parse, ParsedBody};
+
+    fn pool(dir: &tempfile::TempDir) -> DbPool {
+        let target = DatabaseTarget::Sqlite(dir.path().join("b.db").display().to_string());
+        let pool = build_pool(
+            &target,
+            SqliteSynchronous::Normal,
+            2,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        run_migrations(&mut pool.get().unwrap()).unwrap();
+        pool
+    }
+
+    fn text(wamid: &str, phone: Option<&str>, bsuid: Option<&str>, at: i64) -> ParsedBody {
+        let mut message = json!({
+            "id": wamid, "timestamp": at.to_string(), "type": "text", "text": {"body": wamid}
+        });
+        if let Some(p) = phone {
+            message["from"] = json!(p);
+        }
+        if let Some(b) = bsuid {
+            message["from_user_id"] = json!(b);
+        }
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+            "field": "messages",
+            "value": {"metadata": {"phone_number_id": "106540352242922"}, "messages": [message]}
+        }]}]});
+        parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    /// Runs the set-based path alone (in a transaction that is kept).
+    fn run(pool: &DbPool, bodies: &[ParsedBody]) -> Option<Vec<IngestReport>> {
+        let mut conn = pool.get().unwrap();
+        let bodies: Vec<Body<'_>> = bodies
+            .iter()
+            .map(|parsed| Body { parsed, raw: b"{}" })
+            .collect();
+        conn.transaction(|c| apply(c, &bodies, crate::time::now()))
+            .unwrap()
+    }
+
+    fn lead_rows(pool: &DbPool) -> Vec<(Option<String>, Option<String>, i64)> {
+        let mut conn = pool.get().unwrap();
+        crate::with_conn!(&mut *conn, c => leads::table
+            .select((leads::phone_number, leads::user_id, leads::message_count))
+            .order(leads::id)
+            .load(c))
+        .unwrap()
+    }
+
+    const T: i64 = 1_779_012_345;
+
+    #[test]
+    fn everyday_batches_take_the_set_based_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        let first = [
+            text("w1", Some("16505550001"), Some("US.1000000000000000001"), T),
+            text("w2", Some("16505550002"), None, T),
+            // Same sender twice and a redelivery inside one batch.
+            text(
+                "w3",
+                Some("16505550001"),
+                Some("US.1000000000000000001"),
+                T + 1,
+            ),
+            text("w1", Some("16505550001"), Some("US.1000000000000000001"), T),
+        ];
+        let reports = run(&pool, &first).expect("no identity rule needed");
+        assert_eq!(reports.iter().map(|r| r.leads_created).sum::<usize>(), 2);
+        assert_eq!(reports[3].duplicates, 1);
+        // Known senders, an identifier attached, a redelivery of a stored message.
+        let second = [
+            text("w4", None, Some("US.1000000000000000001"), T + 2),
+            text(
+                "w5",
+                Some("16505550002"),
+                Some("US.1000000000000000002"),
+                T + 2,
+            ),
+            text("w2", Some("16505550002"), None, T),
+        ];
+        let reports = run(&pool, &second).expect("no identity rule needed");
+        assert_eq!(reports[2].duplicates, 1);
+        assert_eq!(
+            lead_rows(&pool),
+            [
+                (
+                    Some("16505550001".into()),
+                    Some("US.1000000000000000001".into()),
+                    3
+                ),
+                (
+                    Some("16505550002".into()),
+                    Some("US.1000000000000000002".into()),
+                    2
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn identity_rules_are_left_to_the_per_body_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        run(
+            &pool,
+            &[
+                text("w1", Some("16505550001"), None, T),
+                text("w2", None, Some("US.1000000000000000001"), T),
+                text("w3", Some("16505550003"), Some("US.1000000000000000003"), T),
+            ],
+        )
+        .unwrap();
+        // Phone-only and BSUID-only leads shown to be one person: a merge.
+        assert!(run(
+            &pool,
+            &[text(
+                "w4",
+                Some("16505550001"),
+                Some("US.1000000000000000001"),
+                T
+            )]
+        )
+        .is_none());
+        // A number held by a lead with another BSUID: recycled.
+        assert!(run(
+            &pool,
+            &[text(
+                "w5",
+                Some("16505550003"),
+                Some("US.1000000000000000009"),
+                T
+            )]
+        )
+        .is_none());
+        // A number moving between leads inside one batch.
+        assert!(run(
+            &pool,
+            &[
+                text("w6", Some("16505550007"), Some("US.1000000000000000003"), T),
+                text("w7", Some("16505550003"), Some("US.1000000000000000008"), T),
+            ]
+        )
+        .is_none());
+    }
+}

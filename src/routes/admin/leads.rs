@@ -33,17 +33,7 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
             "use either skip or cursor, not both".into(),
         ));
     }
-    let q = arg(&query, "q").map(str::trim).filter(|q| !q.is_empty());
-    if q.is_some_and(|q| q.chars().count() > 200) {
-        return Err(AppError::BadRequest(
-            "q must be at most 200 characters".into(),
-        ));
-    }
-    let filter = LeadFilter {
-        converted: params::boolean("converted", arg(&query, "converted"))?,
-        active: params::boolean("active", arg(&query, "active"))?,
-        q: q.map(str::to_string),
-    };
+    let filter = lead_filter(&query)?;
     let page = state
         .db
         .read(move |conn| service::list(conn, &filter, cursor, skip, limit).map_err(AppError::from))
@@ -55,6 +45,21 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
         limit,
         next_cursor: Some(page.next.map(|c| c.encode())),
     }))
+}
+
+/// The filters of the lead list, shared by the list and its export.
+pub fn lead_filter(query: &Query) -> Result<LeadFilter, AppError> {
+    let q = arg(query, "q").map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > 200) {
+        return Err(AppError::BadRequest(
+            "q must be at most 200 characters".into(),
+        ));
+    }
+    Ok(LeadFilter {
+        converted: params::boolean("converted", arg(query, "converted"))?,
+        active: params::boolean("active", arg(query, "active"))?,
+        q: q.map(str::to_string),
+    })
 }
 
 async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {

@@ -1,6 +1,8 @@
 //! `/api/admin/*`: bearer-token auth in front of every admin endpoint.
 
+mod analytics;
 mod conversations;
+mod export;
 mod leads;
 mod params;
 mod students;
@@ -27,7 +29,10 @@ pub fn scope() -> actix_web::Scope<
 > {
     web::scope("/api/admin")
         .wrap(from_fn(require_admin_token))
+        // Before `leads`, whose `/leads/{id}` would take `export` for an id.
+        .configure(export::configure)
         .configure(leads::configure)
+        .configure(analytics::configure)
         .configure(students::configure)
         .configure(conversations::configure)
 }

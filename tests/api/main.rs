@@ -5,9 +5,12 @@ mod child;
 mod helpers;
 mod payloads;
 mod proxy;
+mod sql;
 
 mod admin;
+mod analytics;
 mod conversations;
+mod export;
 mod faults;
 mod health;
 mod identity;

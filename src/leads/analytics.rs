@@ -2,10 +2,11 @@
 //! leads, messages and conversions, breakdowns by status, source, message
 //! type and business number, and the median time to conversion.
 //!
-//! The database does the counting: four grouped queries, each a range scan
-//! of one covering index (see the `analytics_indexes` migration), return at
-//! most a few thousand groups, which are folded into buckets here. Days are
-//! UTC days; weeks start on Monday.
+//! The database does the counting: four queries, each a range scan of one
+//! covering index (see the `analytics_indexes` migrations), return at most a
+//! few thousand groups per day and type, which are folded into buckets here
+//! (weeks are summed from days, so both backends need only a "day of"
+//! expression). Days are UTC days; weeks start on Monday.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -53,6 +54,13 @@ impl Bucket {
 pub struct Range {
     pub from: NaiveDateTime,
     pub to: NaiveDateTime,
+}
+
+impl Range {
+    /// The UTC day of the range's last instant.
+    pub fn last_day(&self) -> NaiveDate {
+        (self.to - Duration::microseconds(1)).date()
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -197,10 +205,17 @@ impl Dialect {
     }
 
     /// `column >= from AND column < to`, with the bounds bound as the first
-    /// two parameters.
-    fn in_range(self, column: &str) -> String {
+    /// two parameters. On SQLite the condition on the day comes first: it is
+    /// what lets the `analytics_indexes` start at the range (its dates are
+    /// formatted here, never taken from the request).
+    fn in_range(self, column: &str, range: Range) -> String {
         match self {
-            Dialect::Sqlite => format!("{column} >= ? AND {column} < ?"),
+            Dialect::Sqlite => format!(
+                "{day} BETWEEN '{first}' AND '{last}' AND {column} >= ? AND {column} < ?",
+                day = self.day(column),
+                first = range.from.date(),
+                last = range.last_day(),
+            ),
             Dialect::Postgres => format!("{column} >= $1 AND {column} < $2"),
         }
     }
@@ -211,17 +226,17 @@ impl Dialect {
 fn load<R>(
     conn: &mut DbConnection,
     range: Range,
-    sql: impl Fn(Dialect) -> String,
+    sql: impl Fn(Dialect, Range) -> String,
 ) -> QueryResult<Vec<R>>
 where
     R: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static,
 {
     match conn {
-        DbConnection::Sqlite(c) => diesel::sql_query(sql(Dialect::Sqlite))
+        DbConnection::Sqlite(c) => diesel::sql_query(sql(Dialect::Sqlite, range))
             .bind::<Timestamp, _>(range.from)
             .bind::<Timestamp, _>(range.to)
             .load(c),
-        DbConnection::Postgres(c) => diesel::sql_query(sql(Dialect::Postgres))
+        DbConnection::Postgres(c) => diesel::sql_query(sql(Dialect::Postgres, range))
             .bind::<Timestamp, _>(range.from)
             .bind::<Timestamp, _>(range.to)
             .load(c),
@@ -229,35 +244,35 @@ where
 }
 
 fn lead_groups(conn: &mut DbConnection, range: Range) -> QueryResult<Vec<LeadGroup>> {
-    load(conn, range, |d| {
+    load(conn, range, |d, range| {
         format!(
             "SELECT {day} AS day, status, source_type, business_phone_number_id, \
                     COUNT(*) AS leads, COUNT(converted_at) AS converted, \
                     CAST(SUM(message_count) AS BIGINT) AS messages \
              FROM leads WHERE {range} GROUP BY 1, 2, 3, 4",
             day = d.day("created_at"),
-            range = d.in_range("created_at"),
+            range = d.in_range("created_at", range),
         )
     })
 }
 
 fn conversion_days(conn: &mut DbConnection, range: Range) -> QueryResult<Vec<ConversionDay>> {
-    load(conn, range, |d| {
+    load(conn, range, |d, range| {
         format!(
             "SELECT {day} AS day, COUNT(*) AS conversions FROM leads WHERE {range} GROUP BY 1",
             day = d.day("converted_at"),
-            range = d.in_range("converted_at"),
+            range = d.in_range("converted_at", range),
         )
     })
 }
 
 fn message_groups(conn: &mut DbConnection, range: Range) -> QueryResult<Vec<MessageGroup>> {
-    load(conn, range, |d| {
+    load(conn, range, |d, range| {
         format!(
             "SELECT {day} AS day, message_type, business_phone_number_id, COUNT(*) AS messages \
              FROM messages WHERE {range} GROUP BY 1, 2, 3",
             day = d.day("received_at"),
-            range = d.in_range("received_at"),
+            range = d.in_range("received_at", range),
         )
     })
 }
@@ -279,7 +294,7 @@ fn median_seconds_to_conversion(
             "SELECT AVG(d) AS seconds FROM (\
                  SELECT (julianday(converted_at) - julianday(first_message_time)) * 86400.0 AS d \
                  FROM leads WHERE {} ORDER BY d LIMIT ? OFFSET ?)",
-            Dialect::Sqlite.in_range("converted_at")
+            Dialect::Sqlite.in_range("converted_at", range)
         ))
         .bind::<Timestamp, _>(range.from)
         .bind::<Timestamp, _>(range.to)
@@ -290,7 +305,7 @@ fn median_seconds_to_conversion(
             "SELECT CAST(EXTRACT(EPOCH FROM percentile_cont(0.5) WITHIN GROUP \
                  (ORDER BY converted_at - first_message_time)) AS double precision) AS seconds \
              FROM leads WHERE {}",
-            Dialect::Postgres.in_range("converted_at")
+            Dialect::Postgres.in_range("converted_at", range)
         ))
         .bind::<Timestamp, _>(range.from)
         .bind::<Timestamp, _>(range.to)
@@ -309,7 +324,7 @@ pub fn report(conn: &mut DbConnection, range: Range, bucket: Bucket) -> QueryRes
 
     // Every bucket that the range touches, zero until counted.
     let mut buckets: BTreeMap<NaiveDate, BucketRow> = BTreeMap::new();
-    let last_day = (range.to - Duration::microseconds(1)).date();
+    let last_day = range.last_day();
     let mut start = bucket.start(range.from.date());
     while start <= last_day {
         buckets.insert(

@@ -230,6 +230,21 @@ async fn daily_series_fills_empty_days(app: TestApp) {
     assert_eq!(sum("new_leads"), 3);
     assert_eq!(sum("conversions"), 3);
     assert_eq!(sum("messages"), 6);
+
+    // Bounds inside a day count to the microsecond: `from` is included,
+    // `to` is not.
+    let part = app
+        .admin_json("/api/admin/analytics?from=2026-10-05T10:30:00Z&to=2026-10-13T12:00:00Z")
+        .await;
+    assert_eq!(part["totals"]["new_leads"], 1);
+    assert_eq!(part["totals"]["messages"], 3);
+    assert_eq!(part["totals"]["conversions"], 1);
+    assert_eq!(part["buckets"].as_array().map(Vec::len), Some(9));
+    let shifted = app
+        .admin_json("/api/admin/analytics?from=2026-10-05T12:30:00%2B02:00&to=2026-10-13T12:00:00Z")
+        .await;
+    assert_eq!(shifted["from"], "2026-10-05T10:30:00Z");
+    assert_eq!(shifted["totals"], part["totals"]);
 }
 
 async fn median_of_an_even_count_and_empty_ranges(app: TestApp) {

@@ -11,6 +11,7 @@ use crate::child::{Server, SECRETS};
 use crate::helpers::{json_with_status, Backend, TestApp, TestDb, ADMIN_TOKEN};
 use crate::on_both_databases;
 use crate::payloads::{webhook, Msg, Sender, T0};
+use crate::proxy::Proxy;
 use crate::sql;
 
 const BOM: &str = "\u{feff}";
@@ -384,4 +385,54 @@ async fn streams_100k_leads_in_bounded_memory_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_100k_leads_in_bounded_memory_postgres() {
     streams_100k_leads_in_bounded_memory(Backend::Postgres).await;
+}
+
+/// PostgreSQL goes away in the middle of an export: the response, already
+/// `200`, breaks off without the end of the chunked transfer, so the client
+/// gets an error rather than a short file that looks complete. Before the
+/// first row, the same outage is a plain `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_failure_mid_export_truncates_the_response() {
+    let Some(proxy) = Proxy::to_test_postgres().await else {
+        eprintln!("skipped: PostgreSQL not configured");
+        return;
+    };
+    let db = TestDb::create(Backend::Postgres).expect("a PostgreSQL test database");
+    let direct = db.url();
+    let app = TestApp::spawn_on(
+        db,
+        &proxy.route(&direct),
+        &[("DATABASE_TIMEOUT_MS", "1000")],
+    )
+    .await;
+    // 20 chunks of about 3 MB: more than the socket buffers hold.
+    let filler = "x".repeat(3000);
+    sql::insert_leads(Backend::Postgres, &direct, 20_000, &format!("'{filler}'"));
+
+    let mut response = app.admin_get("/api/admin/leads/export?format=csv").await;
+    assert_eq!(response.status(), 200);
+    let first = response
+        .chunk()
+        .await
+        .expect("first piece")
+        .expect("some bytes");
+    assert!(first.starts_with(BOM.as_bytes()));
+    proxy.cut().await;
+    let mut received = first.len();
+    let ended = loop {
+        match response.chunk().await {
+            Ok(Some(piece)) => received += piece.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        ended.is_err(),
+        "the export ended cleanly after {received} bytes with the database gone"
+    );
+    assert!(received < 20_000 * 3000, "{received} bytes");
+
+    let body = json_with_status(app.admin_get("/api/admin/leads/export").await, 503).await;
+    assert!(body["error"].is_string(), "{body}");
+    proxy.restore().await;
 }

@@ -5,8 +5,10 @@
 //! the wipe ([`reset`]).
 
 pub mod activity;
+pub mod analytics;
 pub mod bulk;
 pub mod change;
+pub mod export;
 pub mod filter;
 pub mod model;
 pub mod notes;

@@ -17,10 +17,17 @@
 //! - `--messages` spread over `--leads` (each lead at least one, skewed:
 //!   many leads with one or two messages, some with dozens), in WhatsApp
 //!   timestamp order, first contact within the last year, recent ones more
-//!   often; mostly text, some media, buttons and locations;
-//! - 8 % converted (with a student row carrying the same identifiers),
-//!   3 % deactivated; each lead's counts and first/last message match its
-//!   messages exactly, as leadhook itself would have stored them.
+//!   often; 70 % text, the rest media, buttons, interactive replies and
+//!   locations;
+//! - 8 % converted (with a student row carrying the same identifiers, and
+//!   `converted_at` a day after the last message), the others spread over
+//!   the pipeline (new, contacted, qualified, lost), 3 % deactivated; each
+//!   lead's counts and first/last message match its messages exactly, as
+//!   leadhook itself would have stored them;
+//! - attribution: 25 % of leads came from one of a few click-to-WhatsApp
+//!   ads, 5 % from a post, the rest wrote on their own; three business
+//!   numbers share the traffic 60 / 30 / 10 %, and a lead's messages all
+//!   go to the number it first wrote to.
 
 use std::time::Instant;
 
@@ -79,6 +86,28 @@ const POSTGRES_BATCH: u64 = 100;
 
 const CONVERTED_SHARE: f64 = 0.08;
 const INACTIVE_SHARE: f64 = 0.03;
+const TEXT_SHARE: f64 = 0.7;
+/// Pipeline stages of the leads that did not convert, with their weights
+/// (out of 100).
+const OPEN_STATUSES: [(&str, u64); 4] = [
+    ("new", 50),
+    ("contacted", 25),
+    ("qualified", 13),
+    ("lost", 12),
+];
+/// The business numbers (phone-number ids) and their share of leads (%).
+const BUSINESS_NUMBERS: [(&str, u64); 3] = [
+    (PHONE_NUMBER_ID, 60),
+    ("106540352242923", 30),
+    ("106540352242924", 10),
+];
+/// Click-to-WhatsApp ads that bring leads.
+const AD_HEADLINES: [&str; 4] = [
+    "Evening coding bootcamp",
+    "Learn English in 12 weeks",
+    "Data analysis for beginners",
+    "Scholarships open now",
+];
 const DAY: i64 = 86_400;
 
 /// SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535;
@@ -118,8 +147,14 @@ struct SeedLead {
     student_id: Option<i64>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    status: &'static str,
+    converted_at: Option<NaiveDateTime>,
+    source_type: Option<&'static str>,
+    source_id: Option<String>,
+    source_headline: Option<&'static str>,
+    business_phone_number_id: Option<&'static str>,
 }
-const LEAD_COLUMNS: usize = 16;
+const LEAD_COLUMNS: usize = 22;
 
 #[derive(Insertable)]
 #[diesel(table_name = messages, treat_none_as_default_value = false)]
@@ -237,13 +272,36 @@ fn generate(
             )
         });
 
+        let business_number = weighted(&BUSINESS_NUMBERS, rng);
+        let (source_type, source_id, source_headline) = match rng.below(100) {
+            0..25 => {
+                let ad = rng.below(AD_HEADLINES.len() as u64);
+                (
+                    Some("ad"),
+                    Some(format!("12022{ad:010}")),
+                    Some(AD_HEADLINES[ad as usize]),
+                )
+            }
+            25..30 => (
+                Some("post"),
+                Some(format!("{}", 17_841_000 + rng.below(50))),
+                None,
+            ),
+            _ => (None, None, None),
+        };
+        let status = if plan.converted {
+            "converted"
+        } else {
+            weighted(&OPEN_STATUSES, rng)
+        };
+
         // First contact within the last year, recent ones more likely.
         let u = rng.unit();
         let mut t = now - 30 - (u * u * 365.0 * DAY as f64) as i64;
         let mut first: Option<(&'static str, i64, i64)> = None;
         let mut last: (&'static str, i64, i64) = ("", t, t);
         for _ in 0..plan.messages {
-            let (kind, body) = if rng.chance(0.9) {
+            let (kind, body) = if rng.chance(TEXT_SHARE) {
                 ("text", TEXTS[rng.below(TEXTS.len() as u64) as usize])
             } else {
                 OTHER_MESSAGES[rng.below(OTHER_MESSAGES.len() as u64) as usize]
@@ -259,7 +317,7 @@ fn generate(
                 phone_number: phone.clone(),
                 user_id: bsuid.clone(),
                 sender_name: name.clone(),
-                business_phone_number_id: Some(PHONE_NUMBER_ID),
+                business_phone_number_id: Some(business_number),
                 message_type: kind,
                 body,
                 wa_timestamp: at_secs(t),
@@ -276,21 +334,26 @@ fn generate(
             t = (t + gap).min(now - 1);
         }
         let (first_body, first_t, first_received) = first.unwrap_or(last);
-        let student_id = if plan.converted {
-            next_student += 1;
-            rows.students.push(SeedStudent {
-                id: next_student,
-                phone_number: phone.clone(),
-                user_id: bsuid.clone(),
-                parent_user_id: parent.clone(),
-                username: username.clone(),
-                name: name.clone(),
-                email: Some(format!("{}{id}@example.com", content::username(person))),
-                created_at: at_micros((last.2 + DAY * 1_000_000).min(now * 1_000_000)),
-            });
-            Some(next_student)
-        } else {
-            None
+        // Registered as a student (and so converted) a day after writing last.
+        let converted_at = plan
+            .converted
+            .then(|| at_micros((last.2 + DAY * 1_000_000).min(now * 1_000_000)));
+        let student_id = match converted_at {
+            Some(at) => {
+                next_student += 1;
+                rows.students.push(SeedStudent {
+                    id: next_student,
+                    phone_number: phone.clone(),
+                    user_id: bsuid.clone(),
+                    parent_user_id: parent.clone(),
+                    username: username.clone(),
+                    name: name.clone(),
+                    email: Some(format!("{}{id}@example.com", content::username(person))),
+                    created_at: at,
+                });
+                Some(next_student)
+            }
+            None => None,
         };
         rows.leads.push(SeedLead {
             id,
@@ -308,10 +371,29 @@ fn generate(
             converted_to_student: plan.converted,
             student_id,
             created_at: at_micros(first_received),
-            updated_at: at_micros(last.2),
+            updated_at: converted_at.unwrap_or(at_micros(last.2)),
+            status,
+            converted_at,
+            source_type,
+            source_id,
+            source_headline,
+            business_phone_number_id: Some(business_number),
         });
     }
     rows
+}
+
+/// One of `choices`, by their weights.
+fn weighted(choices: &[(&'static str, u64)], rng: &mut Rng) -> &'static str {
+    let total: u64 = choices.iter().map(|(_, w)| w).sum();
+    let mut draw = rng.below(total);
+    for (choice, weight) in choices {
+        if draw < *weight {
+            return choice;
+        }
+        draw -= weight;
+    }
+    choices[choices.len() - 1].0
 }
 
 #[derive(QueryableByName)]
@@ -490,12 +572,14 @@ fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
     }
     let inserted = began.elapsed();
     if let DbConnection::Postgres(c) = &mut *conn {
-        // What autovacuum would do soon anyway: give the planner row counts
-        // before anyone benchmarks queries.
+        // What autovacuum would do soon anyway: give the planner row counts,
+        // and mark the pages all-visible so that queries answered from an
+        // index alone (analytics) need not visit the table, before anyone
+        // benchmarks queries.
         let analyzing = Instant::now();
-        diesel::sql_query("ANALYZE students, leads, messages")
+        diesel::sql_query("VACUUM ANALYZE students, leads, messages")
             .execute(c)
-            .context("ANALYZE failed")?;
+            .context("VACUUM ANALYZE failed")?;
         println!("  analyzed in {:.1} s", analyzing.elapsed().as_secs_f64());
     }
     let secs = inserted.as_secs_f64();
@@ -578,7 +662,18 @@ mod tests {
                 .all(|w| w[0].wa_timestamp <= w[1].wa_timestamp));
             assert!(lead.last_message_time <= at_secs(now));
             assert_eq!(lead.converted_to_student, lead.student_id.is_some());
+            assert_eq!(lead.converted_to_student, lead.converted_at.is_some());
+            assert_eq!(lead.converted_to_student, lead.status == "converted");
+            assert!(mine
+                .iter()
+                .all(|m| m.business_phone_number_id == lead.business_phone_number_id));
         }
+        let statuses: std::collections::HashSet<&str> =
+            rows.leads.iter().map(|l| l.status).collect();
+        assert_eq!(statuses.len(), 5, "{statuses:?}");
+        let sources: std::collections::HashSet<Option<&str>> =
+            rows.leads.iter().map(|l| l.source_type).collect();
+        assert_eq!(sources.len(), 3, "{sources:?}");
         let wamids: std::collections::HashSet<&str> =
             rows.messages.iter().map(|m| m.wamid.as_str()).collect();
         assert_eq!(wamids.len(), rows.messages.len());

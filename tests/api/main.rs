@@ -5,12 +5,15 @@ mod child;
 mod helpers;
 mod payloads;
 mod proxy;
+mod sql;
 mod staff;
 
 mod admin;
+mod analytics;
 mod attribution;
 mod bulk;
 mod conversations;
+mod export;
 mod faults;
 mod finding;
 mod health;

@@ -6,6 +6,15 @@
 DROP INDEX leads_last_message_time_idx;
 DROP INDEX leads_updated_at_idx;
 
+-- message_count changes with every message, so carrying it in the analytics
+-- index made every message rewrite that index entry too (about 8 % of the
+-- writer's time); analytics reads it from the lead rows instead. The
+-- message-type index is covered by messages_analytics_received_idx.
+DROP INDEX leads_analytics_created_idx;
+CREATE INDEX leads_analytics_created_idx ON leads
+    (created_at, status, source_type, business_phone_number_id, converted_at);
+DROP INDEX messages_message_type_idx;
+
 -- Counters per statement instead of per row: the write path inserts a whole
 -- batch of messages (and of new leads) in one statement, and one UPDATE of
 -- the counter row per row inserted made every batch rewrite that row

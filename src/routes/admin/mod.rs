@@ -1,7 +1,9 @@
 //! `/api/admin/*`: bearer-token auth in front of every admin endpoint.
 
 mod actor;
+mod analytics;
 mod conversations;
+mod export;
 mod json_body;
 mod leads;
 mod params;
@@ -31,7 +33,10 @@ pub fn scope() -> actix_web::Scope<
 > {
     web::scope("/api/admin")
         .wrap(from_fn(require_admin_token))
+        // Before `leads`, whose `/leads/{id}` would take `export` for an id.
+        .configure(export::configure)
         .configure(leads::configure)
+        .configure(analytics::configure)
         .configure(students::configure)
         .configure(conversations::configure)
         .configure(reset::configure)

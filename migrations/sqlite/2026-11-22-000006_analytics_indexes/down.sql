@@ -1,0 +1,4 @@
+CREATE INDEX leads_converted_at_idx ON leads (converted_at);
+DROP INDEX messages_analytics_received_idx;
+DROP INDEX leads_analytics_converted_idx;
+DROP INDEX leads_analytics_created_idx;

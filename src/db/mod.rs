@@ -197,6 +197,22 @@ fn sqlite_multithread_mode() {
     });
 }
 
+/// A migrated SQLite database in `dir`, for the unit tests of modules that
+/// write.
+#[cfg(test)]
+pub fn test_pool(dir: &tempfile::TempDir) -> DbPool {
+    let target = DatabaseTarget::Sqlite(dir.path().join("test.db").display().to_string());
+    let pool = build_pool(
+        &target,
+        crate::config::SqliteSynchronous::Normal,
+        3,
+        std::time::Duration::from_secs(5),
+    )
+    .expect("a SQLite pool");
+    run_migrations(&mut pool.get().expect("a connection")).expect("migrations");
+    pool
+}
+
 /// Builds the pool. The first connection is opened eagerly so that a wrong
 /// `DATABASE_URL` stops startup instead of failing the first webhook.
 pub fn build_pool(

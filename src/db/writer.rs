@@ -180,22 +180,8 @@ mod tests {
     use diesel::prelude::*;
 
     use super::*;
-    use crate::config::{DatabaseTarget, SqliteSynchronous};
-    use crate::db::{build_pool, run_migrations, schema::webhook_failures};
+    use crate::db::{schema::webhook_failures, test_pool};
     use crate::failures;
-
-    fn sqlite_pool(dir: &tempfile::TempDir) -> DbPool {
-        let target = DatabaseTarget::Sqlite(dir.path().join("w.db").display().to_string());
-        let pool = build_pool(
-            &target,
-            SqliteSynchronous::Normal,
-            3,
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        run_migrations(&mut pool.get().unwrap()).unwrap();
-        pool
-    }
 
     fn reasons(pool: &DbPool) -> Vec<String> {
         let mut conn = pool.get().unwrap();
@@ -234,7 +220,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_job_does_not_sink_its_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = sqlite_pool(&dir);
+        let pool = test_pool(&dir);
         let (writer, _thread) = Writer::start(pool.clone(), 16);
 
         // Hold the writer thread inside a first job until the others are queued.
@@ -291,7 +277,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_unavailable_once_the_writer_is_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = sqlite_pool(&dir);
+        let pool = test_pool(&dir);
         let (writer, thread) = Writer::start(pool, 4);
         let survivor = writer.clone();
         drop(writer);

@@ -309,28 +309,12 @@ impl Book {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use diesel::prelude::*;
     use serde_json::json;
 
     use super::*;
-    use crate::config::{DatabaseTarget, SqliteSynchronous};
-    use crate::db::{build_pool, run_migrations, schema::leads, DbPool};
+    use crate::db::{schema::leads, test_pool, DbPool};
     use crate::whatsapp::payload::{parse, ParsedBody};
-
-    fn pool(dir: &tempfile::TempDir) -> DbPool {
-        let target = DatabaseTarget::Sqlite(dir.path().join("b.db").display().to_string());
-        let pool = build_pool(
-            &target,
-            SqliteSynchronous::Normal,
-            2,
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        run_migrations(&mut pool.get().unwrap()).unwrap();
-        pool
-    }
 
     fn text(wamid: &str, phone: Option<&str>, bsuid: Option<&str>, at: i64) -> ParsedBody {
         let mut message = json!({
@@ -374,7 +358,7 @@ mod tests {
     #[test]
     fn everyday_batches_take_the_set_based_path() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir);
+        let pool = test_pool(&dir);
         let first = [
             text("w1", Some("16505550001"), Some("US.1000000000000000001"), T),
             text("w2", Some("16505550002"), None, T),
@@ -423,7 +407,7 @@ mod tests {
     #[test]
     fn identity_rules_are_left_to_the_per_body_path() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir);
+        let pool = test_pool(&dir);
         run(
             &pool,
             &[

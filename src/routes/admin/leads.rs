@@ -173,10 +173,7 @@ async fn detail(
     query: Query,
 ) -> Result<HttpResponse, AppError> {
     let id = params::id("lead id", &path)?;
-    let before = arg(&query, "before")
-        .map(|b| params::id("before", b))
-        .transpose()?;
-    let (_, limit) = params::page(None, arg(&query, "limit"), 200, 1000)?;
+    let (before, limit) = params::history_page(&query)?;
     let detail = state
         .db
         .read(move |conn| service::detail(conn, id, before, limit))

@@ -101,6 +101,14 @@ pub fn id(name: &str, raw: &str) -> Result<i64, AppError> {
         })
 }
 
+/// `before` (an id to page back from) and `limit` (default 200, at most
+/// 1000) of a lead's history: its messages or its timeline.
+pub fn history_page(query: &Query) -> Result<(Option<i64>, i64), AppError> {
+    let before = arg(query, "before").map(|b| id("before", b)).transpose()?;
+    let (_, limit) = page(None, arg(query, "limit"), 200, 1000)?;
+    Ok((before, limit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::actor;
 use super::json_body;
-use super::params::{self, arg, Query};
+use super::params::{self, Query};
 use crate::error::AppError;
 use crate::leads::activity;
 use crate::leads::bulk;
@@ -116,10 +116,7 @@ async fn timeline(
     query: Query,
 ) -> Result<HttpResponse, AppError> {
     let id = params::id("lead id", &path)?;
-    let before = arg(&query, "before")
-        .map(|b| params::id("before", b))
-        .transpose()?;
-    let (_, limit) = params::page(None, arg(&query, "limit"), 200, 1000)?;
+    let (before, limit) = params::history_page(&query)?;
     let timeline = state
         .db
         .read(move |conn| {

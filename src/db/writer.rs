@@ -10,6 +10,9 @@
 //! - a failing job rolls back to its own savepoint and cannot sink the others;
 //! - SQLite pays one fsync per batch rather than one per request, and never
 //!   sees two writers contend for its lock;
+//! - when the database refuses a batch (locked, unreachable), the jobs that
+//!   queued behind it are refused with it, so a webhook waits at most about
+//!   two database timeouts for its `503`;
 //! - on PostgreSQL the batch holds a transaction-scoped advisory lock, so
 //!   writes stay serialised even when several replicas share the database.
 
@@ -118,6 +121,14 @@ fn writer_loop(pool: DbPool, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_bat
         let outcome = run_batch(&pool, &mut batch);
         if let Err(e) = &outcome {
             log::warn!("write batch of {} failed: {e}", batch.len());
+            // Jobs that queued up while this batch waited out the database's
+            // timeout get the same answer now rather than a timeout of their
+            // own: otherwise each queued job (the ingest queue keeps two in
+            // flight) adds another full timeout to the wait of the webhooks
+            // behind it. Their callers answer 503 and WhatsApp retries.
+            while let Ok(job) = receiver.try_recv() {
+                batch.push(job);
+            }
         }
         for job in batch {
             job.finish(outcome.clone());

@@ -8,7 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer, ResponseError};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::conversations::{spawn_janitor, ConversationStore};
 use crate::db::{self, writer::Writer, Database};
 use crate::error::AppError;
@@ -74,6 +74,9 @@ impl Application {
             log::warn!("{warning}");
         }
         let (writer, _writer_thread) = Writer::start(pool.clone(), config.write_batch_max);
+        if let DatabaseTarget::Sqlite(_) = config.database {
+            db::spawn_checkpointer(pool.clone(), CHECKPOINT_EVERY);
+        }
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(
             conversations.clone(),
@@ -158,6 +161,9 @@ impl Application {
         self.server.await
     }
 }
+
+/// How often the SQLite WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 fn janitor_period(ttl: Duration) -> Duration {
     (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))

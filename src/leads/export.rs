@@ -12,7 +12,7 @@ use diesel::QueryResult;
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::leads::filter::{self, Cursor, LeadFilter, Sort};
+use crate::leads::filter::{self, Cursor, LeadFilter, Sort, Window};
 use crate::leads::{tags, Lead};
 use crate::time;
 
@@ -35,7 +35,12 @@ pub fn chunk(
     sort: Sort,
     cursor: Option<Cursor>,
 ) -> QueryResult<Chunk> {
-    let page = filter::list(conn, filter, sort, cursor, 0, CHUNK, time::now())?;
+    let window = Window {
+        skip: 0,
+        limit: CHUNK,
+        with_total: false,
+    };
+    let page = filter::list(conn, filter, sort, cursor, window, time::now())?;
     let ids: Vec<i64> = page.items.iter().map(|l| l.id).collect();
     Ok(Chunk {
         tags: tags::for_leads(conn, &ids)?,

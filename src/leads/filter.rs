@@ -266,25 +266,43 @@ impl Search {
 #[derive(Debug)]
 pub struct LeadPage {
     pub items: Vec<Lead>,
-    pub total: i64,
+    /// How many leads match in all; `None` when the window did not ask.
+    pub total: Option<i64>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
 }
 
-/// A page of leads in `sort` order (from `skip`, or after `cursor`, which
-/// the caller has checked belongs to `sort`), and how many match in all.
-/// `now` decides which follow-ups are due.
+/// Which rows of the filtered, sorted list a caller wants.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub skip: i64,
+    pub limit: i64,
+    /// Whether to count every matching lead. The list shows the count; an
+    /// export reading chunk after chunk does not need it, and for a filter
+    /// the running totals cannot answer, counting costs a scan per chunk.
+    pub with_total: bool,
+}
+
+/// A page of leads in `sort` order (from `window.skip`, or after `cursor`,
+/// which the caller has checked belongs to `sort`), and how many match in
+/// all when asked. `now` decides which follow-ups are due.
 pub fn list(
     conn: &mut DbConnection,
     filter: &LeadFilter,
     sort: Sort,
     cursor: Option<Cursor>,
-    skip: i64,
-    limit: i64,
+    window: Window,
     now: NaiveDateTime,
 ) -> QueryResult<LeadPage> {
+    let Window {
+        skip,
+        limit,
+        with_total,
+    } = window;
     let search = filter.q.as_deref().map(|q| Search::for_backend(conn, q));
-    let total = if filter.counted_by_counters() {
+    let total = if !with_total {
+        None
+    } else if filter.counted_by_counters() {
         Some(count_from_counters(conn, filter)?)
     } else {
         None
@@ -385,8 +403,8 @@ pub fn list(
             query
         };
         let counted: Option<i64> = match total {
-            Some(_) => None,
-            None => Some(build().count().get_result(c)?),
+            None if with_total => Some(build().count().get_result(c)?),
+            _ => None,
         };
         let mut page = build();
         // For each sort: the `<=` bound alone is what lets the index start at
@@ -446,7 +464,7 @@ pub fn list(
         None
     };
     Ok(LeadPage {
-        total: counted.or(total).unwrap_or_default(),
+        total: counted.or(total),
         items,
         next,
     })

@@ -6,13 +6,8 @@
 DROP INDEX leads_last_message_time_idx;
 DROP INDEX leads_updated_at_idx;
 
--- message_count changes with every message, so carrying it in the analytics
--- index made every message rewrite that index entry too (about 8 % of the
--- writer's time); analytics reads it from the lead rows instead. The
--- message-type index is covered by messages_analytics_received_idx.
-DROP INDEX leads_analytics_created_idx;
-CREATE INDEX leads_analytics_created_idx ON leads
-    (created_at, status, source_type, business_phone_number_id, converted_at);
+-- The message-type index is covered by messages_analytics_received_idx, and
+-- each message had to update it.
 DROP INDEX messages_message_type_idx;
 
 -- Counters per statement instead of per row: the write path inserts a whole

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::actor;
 use super::params::{self, arg, Page, Query};
 use crate::error::AppError;
-use crate::leads::filter::{self, Cursor, LeadFilter, Sort, Source};
+use crate::leads::filter::{self, Cursor, LeadFilter, Sort, Source, Window};
 use crate::leads::pipeline::Vocabulary;
 use crate::leads::{change, service, tags, view};
 use crate::startup::AppState;
@@ -145,9 +145,15 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
     let (items, total, next) = state
         .db
         .read(move |conn| {
-            let page = filter::list(conn, &filter, sort, cursor, skip, limit, time::now())?;
+            let window = Window {
+                skip,
+                limit,
+                with_total: true,
+            };
+            let page = filter::list(conn, &filter, sort, cursor, window, time::now())?;
             let items = view::with_tags(conn, page.items)?;
-            Ok::<_, AppError>((items, page.total, page.next))
+            // Asked for with `with_total`, so always there.
+            Ok::<_, AppError>((items, page.total.unwrap_or_default(), page.next))
         })
         .await?;
     Ok(HttpResponse::Ok().json(Page {

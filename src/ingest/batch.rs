@@ -1,7 +1,7 @@
 //! The set-based write path: all bodies of a batch in a handful of
 //! statements — one look-up of which messages are new, one of the senders'
 //! students and leads, the lead changes worked out in memory, then one
-//! multi-row insert of new leads, one update per touched lead and one
+//! multi-row insert of new leads, one update per changed lead and one
 //! multi-row insert of the messages.
 //!
 //! It handles the everyday case: messages from known or new senders whose
@@ -42,9 +42,8 @@ struct Placed<'a> {
 #[derive(Default)]
 struct Book {
     stored: HashMap<i64, Lead>,
-    /// The stored leads as read, to write only what changed.
+    /// The stored leads as read: what differs from them is what gets written.
     originals: HashMap<i64, Lead>,
-    touched: HashSet<i64>,
     /// Leads this batch creates, as rows without an id yet.
     created: Vec<Lead>,
     by_phone: HashMap<String, LeadRef>,
@@ -141,8 +140,9 @@ pub fn apply(
 
     // Existing leads first: they only take identifiers no stored lead holds,
     // and the new leads' identifiers are held by no stored lead either.
-    for id in &book.touched {
-        book.stored[id].save_changes(&book.originals[id], conn)?;
+    // `save_changes` writes nothing for a lead the batch left as it was.
+    for (id, lead) in &book.stored {
+        lead.save_changes(&book.originals[id], conn)?;
     }
     let created_ids = insert_created(conn, &book.created)?;
     let rows: Vec<NewMessage<'_>> = placed
@@ -280,16 +280,16 @@ impl Book {
 
     fn row(&mut self, lead: LeadRef) -> &mut Lead {
         match lead {
-            LeadRef::Stored(id) => {
-                self.touched.insert(id);
-                self.stored.get_mut(&id).expect("indexed lead")
-            }
+            LeadRef::Stored(id) => self.stored.get_mut(&id).expect("indexed lead"),
             LeadRef::Created(n) => &mut self.created[n],
         }
     }
 
-    fn bsuid_of(&mut self, lead: LeadRef) -> Option<&str> {
-        self.row(lead).user_id.as_deref()
+    fn bsuid_of(&self, lead: LeadRef) -> Option<&str> {
+        match lead {
+            LeadRef::Stored(id) => self.stored[&id].user_id.as_deref(),
+            LeadRef::Created(n) => self.created[n].user_id.as_deref(),
+        }
     }
 
     fn take_phone(&mut self, lead: LeadRef, phone: &str) {

@@ -3,16 +3,19 @@
 //! merging two leads that turn out to be one person, moving a recycled phone
 //! number to its new owner, and `user_changed_number`.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::QueryResult;
 
 use super::fold::rescore;
 use super::IngestReport;
-use crate::db::schema::{lead_activity, lead_notes, lead_tags};
+use crate::db::schema::{lead_activity, lead_notes};
 use crate::db::DbConnection;
 use crate::identity::SenderId;
 use crate::leads::model::Lead;
+use crate::leads::tags;
 use crate::messages;
 use crate::whatsapp::payload::ChangedNumber;
 use crate::with_conn;
@@ -196,21 +199,10 @@ fn earliest(a: Option<NaiveDateTime>, b: Option<NaiveDateTime>) -> Option<NaiveD
 
 /// Moves what staff recorded on a lead (tags, notes, activity) to another.
 fn move_staff_records(conn: &mut DbConnection, from: i64, to: i64) -> QueryResult<()> {
+    let mut union: BTreeSet<String> = tags::for_lead(conn, to)?.into_iter().collect();
+    union.extend(tags::for_lead(conn, from)?);
+    tags::set(conn, to, &union)?;
     with_conn!(conn, c => {
-        let tags: Vec<String> = lead_tags::table
-            .filter(lead_tags::lead_id.eq(from))
-            .select(lead_tags::tag)
-            .load(c)?;
-        let rows: Vec<_> = tags
-            .iter()
-            .map(|t| (lead_tags::lead_id.eq(to), lead_tags::tag.eq(t)))
-            .collect();
-        if !rows.is_empty() {
-            diesel::insert_into(lead_tags::table)
-                .values(&rows)
-                .on_conflict_do_nothing()
-                .execute(c)?;
-        }
         diesel::update(lead_notes::table.filter(lead_notes::lead_id.eq(from)))
             .set(lead_notes::lead_id.eq(to))
             .execute(c)?;

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{json_with_status, TestApp};
 use crate::payloads::{webhook, Msg, Sender, T0};
+use crate::staff::{kinds, lead_by_id, note, patched};
 
 const PHONE: &str = "15553330001";
 const BSUID: &str = "US.13491208655302741918";
@@ -15,6 +16,62 @@ async fn send(app: &TestApp, sender: &Sender, id: &str, ts: i64, text: &str) -> 
         .post_webhook(&webhook(&[Msg::text(sender, id, ts, text)]))
         .await;
     json_with_status(response, 200).await
+}
+
+async fn merge_keeps_what_staff_recorded_on_either_lead(app: TestApp) {
+    send(&app, &Sender::phone(PHONE), "wamid.S1", T0, "phone era").await;
+    send(
+        &app,
+        &Sender::bsuid(BSUID),
+        "wamid.S2",
+        T0 + 10,
+        "bsuid era",
+    )
+    .await;
+    let phone_lead = app.lead(PHONE).await["id"].as_i64().unwrap();
+    let bsuid_lead = app.lead(BSUID).await["id"].as_i64().unwrap();
+    patched(
+        &app,
+        phone_lead,
+        &json!({"tags": ["webinar"], "priority": "low"}),
+    )
+    .await;
+    patched(
+        &app,
+        bsuid_lead,
+        &json!({"tags": ["vip"], "status": "qualified", "priority": "high", "assigned_to": "alice"}),
+    )
+    .await;
+    let response = note(
+        &app,
+        bsuid_lead,
+        &json!({"author": "bob", "body": "call after 6"}),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+
+    send(
+        &app,
+        &Sender::both(PHONE, BSUID),
+        "wamid.S3",
+        T0 + 20,
+        "both",
+    )
+    .await;
+    let leads = app.leads().await;
+    assert_eq!(leads.len(), 1, "{leads:#?}");
+    let lead = lead_by_id(&app, phone_lead).await;
+    assert_eq!(lead["tags"], json!(["vip", "webinar"]));
+    assert_eq!(lead["status"], "qualified");
+    assert_eq!(lead["priority"], "high");
+    assert_eq!(lead["assigned_to"], "alice");
+    let notes = app
+        .admin_json(&format!("/api/admin/leads/{phone_lead}/notes"))
+        .await;
+    assert_eq!(notes["items"][0]["body"], "call after 6");
+    assert!(kinds(&app, phone_lead)
+        .await
+        .contains(&"note_added".to_string()));
 }
 
 async fn bsuid_only_sender_gets_a_lead_without_phone(app: TestApp) {
@@ -463,6 +520,7 @@ async fn conversations_are_keyed_by_bsuid_when_known(app: TestApp) {
 }
 
 crate::on_both_databases!(
+    merge_keeps_what_staff_recorded_on_either_lead,
     bsuid_only_sender_gets_a_lead_without_phone,
     phone_and_bsuid_then_bsuid_then_phone_is_one_lead,
     missing_identifier_is_attached_to_the_lead,

@@ -1,8 +1,8 @@
 //! The set-based write path: all bodies of a batch in a handful of
 //! statements — one look-up of which messages are new, one of the senders'
 //! students and leads, the lead changes worked out in memory, then one
-//! multi-row insert of new leads, one update per changed lead and one
-//! multi-row insert of the messages.
+//! multi-row insert of new leads, one update for the changed leads (per set
+//! of changed columns) and one multi-row insert of the messages.
 //!
 //! It handles the everyday case: messages from known or new senders whose
 //! identifiers do not move between leads. Anything else — an identity
@@ -140,10 +140,13 @@ pub fn apply(
 
     // Existing leads first: they only take identifiers no stored lead holds,
     // and the new leads' identifiers are held by no stored lead either.
-    // `save_changes` writes nothing for a lead the batch left as it was.
-    for (id, lead) in &book.stored {
-        lead.save_changes(&book.originals[id], conn)?;
-    }
+    // A lead the batch left as it was is not written.
+    let changed: Vec<(&Lead, &Lead)> = book
+        .stored
+        .iter()
+        .map(|(id, lead)| (&book.originals[id], lead))
+        .collect();
+    Lead::save_changes_many(conn, &changed)?;
     let created_ids = insert_created(conn, &book.created)?;
     let rows: Vec<NewMessage<'_>> = placed
         .iter()

@@ -193,7 +193,7 @@ impl Lead {
     /// … FROM v`: one round trip and one statement to prepare instead of
     /// one per lead.
     pub fn save_changes_many(conn: &mut DbConnection, pairs: &[(&Lead, &Lead)]) -> QueryResult<()> {
-        let mut groups: Vec<(Vec<&'static str>, Vec<(i64, LeadChanges)>)> = Vec::new();
+        let mut groups: Vec<(Vec<&'static str>, Vec<ChangedLead>)> = Vec::new();
         for (before, after) in pairs {
             let changes = LeadChanges::between(before, after);
             let columns = changes.columns();
@@ -230,6 +230,9 @@ impl Lead {
         })
     }
 }
+
+/// A lead's id and what changed in it.
+type ChangedLead = (i64, LeadChanges);
 
 /// Rows per grouped UPDATE: well under SQLite's 32,766 and PostgreSQL's
 /// 65,535 bound parameters even when every column changed.

@@ -208,6 +208,10 @@ async fn phone_lead_and_bsuid_lead_merge_when_a_message_shows_both(app: TestApp)
         ]
     );
     assert_eq!(app.stats().await["messages_total"], 4);
+    // The merged-away lead's message is searched as the surviving lead's.
+    let found = app.admin_json("/api/admin/leads?q=bsuid-era").await;
+    assert_eq!(found["total"], 1, "{found:#}");
+    assert_eq!(found["items"][0]["id"], older_id, "{found:#}");
 }
 
 async fn merge_keeps_conversion_and_student_link(app: TestApp) {

@@ -252,8 +252,8 @@ impl Search {
                 sql: [
                     "(leads.id IN (SELECT rowid FROM leads_search WHERE leads_search MATCH ",
                     // A message's search row id carries its lead's id in the
-                    // high 32 bits (migration `search_by_lead`).
-                    ") OR leads.id IN (SELECT rowid >> 32 FROM messages_search \
+                    // low 32 bits (migration `search_by_lead`).
+                    ") OR leads.id IN (SELECT rowid & 0xFFFFFFFF FROM messages_search \
                      WHERE messages_search MATCH ",
                     ") OR leads.id IN (SELECT n.lead_id FROM lead_notes n WHERE n.id IN \
                      (SELECT rowid FROM notes_search WHERE notes_search MATCH ",
@@ -331,7 +331,7 @@ fn count_from_search_indexes(
     let found: Found = diesel::sql_query(
         "SELECT count(*) AS n FROM ( \
          SELECT rowid FROM leads_search WHERE leads_search MATCH ?1 \
-         UNION SELECT rowid >> 32 FROM messages_search WHERE messages_search MATCH ?1 \
+         UNION SELECT rowid & 0xFFFFFFFF FROM messages_search WHERE messages_search MATCH ?1 \
          UNION SELECT n.lead_id FROM lead_notes n WHERE n.id IN \
              (SELECT rowid FROM notes_search WHERE notes_search MATCH ?1))",
     )

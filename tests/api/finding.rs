@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::helpers::{json_with_status, TestApp};
-use crate::payloads::{text_from, T0};
+use crate::payloads::{text_from, webhook, Msg, Sender, T0};
 use crate::staff::{ids_of, leads_from, note, patched};
 
 async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
@@ -429,7 +429,62 @@ async fn list_items_carry_their_tags(app: TestApp) {
     assert_eq!(tags, [&json!([]), &json!(["a", "b"])]);
 }
 
+async fn a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total(app: TestApp) {
+    // 2,000 of 2,100 leads carry the name: at least 1 % of the leads and at
+    // least 2,000, so the page walks the leads in activity order instead of
+    // collecting every match first. The answer must not change with it.
+    let senders: Vec<Sender> = (0..2_100)
+        .map(|i| {
+            let name = if i % 21 == 0 {
+                format!("Grace {i}")
+            } else {
+                format!("Ada Lovelace {i}")
+            };
+            Sender::phone(&format!("1555888{i:04}")).named(&name)
+        })
+        .collect();
+    let messages: Vec<Msg> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, sender)| Msg::text(sender, &format!("wamid.ADA{i}"), T0 + i as i64, "hello"))
+        .collect();
+    let reply = app.post_webhook(&webhook(&messages)).await;
+    assert_eq!(reply.status(), 200);
+
+    let first = app.admin_json("/api/admin/leads?q=LOVELACE&limit=50").await;
+    assert_eq!(first["total"], 2_000, "{}", first["total"]);
+    let phones = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|lead| lead["phone_number"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Newest activity first: the highest sender numbers that carry the name.
+    let expected: Vec<String> = (0..2_100)
+        .rev()
+        .filter(|i| i % 21 != 0)
+        .map(|i| format!("1555888{i:04}"))
+        .collect();
+    assert_eq!(phones(&first), expected[..50]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = app
+        .admin_json(&format!(
+            "/api/admin/leads?q=LOVELACE&limit=50&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(phones(&second), expected[50..100]);
+    let deep = app
+        .admin_json("/api/admin/leads?q=lovelace&limit=10&skip=1990")
+        .await;
+    assert_eq!(phones(&deep), expected[1990..]);
+    let rare = app.admin_json("/api/admin/leads?q=grace&limit=500").await;
+    assert_eq!(rare["total"], 100);
+}
+
 crate::on_both_databases!(
+    a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total,
     filters_by_status_priority_tag_and_assignee,
     filters_by_time_ranges_and_due_follow_ups,
     sorts_by_created_message_count_value_and_score,

@@ -282,6 +282,13 @@ impl Search {
     }
 }
 
+/// The answer of a raw `SELECT count(*) AS n …`.
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 /// A term found in at least this share (1/n) of all messages, or of all
 /// leads, is "broad": its page is found by walking the leads in sort order.
 const BROAD_SHARE: i64 = 100;
@@ -293,11 +300,6 @@ const BROAD_MIN: i64 = 2_000;
 /// sooner than collecting every matching lead first. Reads at most the
 /// threshold's number of index entries.
 fn matches_broadly(conn: &mut DbConnection, term: &str) -> QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Found {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
     let DbConnection::Sqlite(c) = conn else {
         return Ok(false);
     };
@@ -306,7 +308,7 @@ fn matches_broadly(conn: &mut DbConnection, term: &str) -> QueryResult<bool> {
         .select(lead_counters::messages)
         .get_result(c)?;
     let threshold = (messages / BROAD_SHARE).max(BROAD_MIN);
-    let found: Found = diesel::sql_query(
+    let found: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM (SELECT rowid FROM messages_search \
          WHERE messages_search MATCH ? LIMIT ?)",
     )
@@ -319,22 +321,17 @@ fn matches_broadly(conn: &mut DbConnection, term: &str) -> QueryResult<bool> {
 /// How many leads a search alone finds, read from SQLite's search indexes
 /// without visiting a lead: every row in them names an existing lead (their
 /// triggers and `ON DELETE CASCADE` see to it). For a term in 290,000
-/// messages of 240,000 leads this takes a third of the time of counting the
-/// same leads through the `leads` table. `None` on PostgreSQL, whose count
+/// messages of 240,000 leads this takes less than half the time of counting
+/// the same leads through the `leads` table (0.12 s against 0.26 s). `None` on PostgreSQL, whose count
 /// goes through the lead list query.
 fn count_from_search_indexes(
     conn: &mut DbConnection,
     search: &IndexedSearch,
 ) -> QueryResult<Option<i64>> {
-    #[derive(QueryableByName)]
-    struct Found {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
     let DbConnection::Sqlite(c) = conn else {
         return Ok(None);
     };
-    let found: Found = diesel::sql_query(
+    let found: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM ( \
          SELECT rowid FROM leads_search WHERE leads_search MATCH ?1 \
          UNION SELECT rowid & 0xFFFFFFFF FROM messages_search WHERE messages_search MATCH ?1 \
@@ -400,10 +397,10 @@ pub fn list(
     // order finds them after a few hundred, where collecting the matches
     // first would visit hundreds of thousands (SQLite, 1 M leads: 0.9 s for
     // one page of a word in 6 % of the messages; PostgreSQL: 0.25 s for a
-    // name in 3 % of the leads, 9 ms walking).
-    // A term is broad when SQLite's capped probe of the message index says
-    // so (answered before any count, so it serves exports too), or when the
-    // count finds it in a large share of the leads (both databases).
+    // name in 3 % of the leads, 9 ms walking). A term is broad when SQLite's
+    // capped probe of the message index says so (answered before any count,
+    // so it serves exports too), or when the count finds it in a large share
+    // of the leads (both databases).
     let search = filter.q.as_deref().map(|q| Search::for_backend(conn, q));
     let scan = filter.q.as_deref().map(|q| Search::Scan(like_pattern(q)));
     let probed_broad = match &search {
@@ -721,13 +718,8 @@ mod tests {
             let DbConnection::Sqlite(c) = conn else {
                 unreachable!("the unit-test database is SQLite")
             };
-            #[derive(QueryableByName)]
-            struct Rows {
-                #[diesel(sql_type = BigInt)]
-                n: i64,
-            }
             diesel::sql_query("SELECT count(*) AS n FROM messages_search")
-                .get_result::<Rows>(c)
+                .get_result::<Count>(c)
                 .expect("counted")
                 .n
         };

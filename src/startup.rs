@@ -10,7 +10,12 @@ use actix_web::{web, App, HttpServer, ResponseError};
 
 use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::conversations::{spawn_janitor, ConversationStore};
-use crate::db::{self, writer::Writer, Database};
+use crate::db::{
+    self,
+    checkpoint::{Checkpointer, WalLength},
+    writer::Writer,
+    Database,
+};
 use crate::error::AppError;
 use crate::ingest::Ingestor;
 use crate::routes;
@@ -73,10 +78,19 @@ impl Application {
         for warning in config.warnings() {
             log::warn!("{warning}");
         }
-        let (writer, _writer_thread) = Writer::start(pool.clone(), config.write_batch_max);
-        if let DatabaseTarget::Sqlite(_) = config.database {
-            db::spawn_checkpointer(pool.clone(), CHECKPOINT_EVERY);
-        }
+        let wal = match config.database {
+            DatabaseTarget::Sqlite(_) => {
+                let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
+                Checkpointer {
+                    every: CHECKPOINT_EVERY,
+                    length: length.clone(),
+                }
+                .spawn(pool.clone());
+                Some(length)
+            }
+            DatabaseTarget::Postgres(_) => None,
+        };
+        let (writer, _writer_thread) = Writer::start(pool.clone(), config.write_batch_max, wal);
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(
             conversations.clone(),
@@ -164,6 +178,9 @@ impl Application {
 
 /// How often the SQLite WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// WAL length (4 KiB pages) at which a checkpoint lets the log start over:
+/// 32 MiB, about half a second of frames at full load on a small machine.
+const CHECKPOINT_RESTART_AT_FRAMES: i32 = 8192;
 
 fn janitor_period(ttl: Duration) -> Duration {
     (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))

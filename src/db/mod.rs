@@ -6,6 +6,7 @@
 //! through [`with_conn!`]: the derived `MultiBackend` lacks `ON CONFLICT`,
 //! booleans and `RETURNING`, which the concrete backends both have.
 
+pub mod checkpoint;
 pub mod schema;
 pub mod writer;
 
@@ -136,12 +137,14 @@ impl r2d2::ManageConnection for ConnectionManager {
                 // off disk (they are rolled back or released within the
                 // batch; the WAL holds what is committed); a 32 MiB page
                 // cache keeps the hot index pages of the write path; WAL
-                // checkpoints run beside the writer (`spawn_checkpointer`).
+                // checkpoints run beside the writer (`checkpoint`), and a
+                // log that starts over is cut back to 64 MiB on disk.
                 let pragmas = format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; \
                      PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; \
-                     PRAGMA wal_autocheckpoint = 0;",
+                     PRAGMA wal_autocheckpoint = 0; \
+                     PRAGMA journal_size_limit = 67108864;",
                     self.busy_timeout.as_millis(),
                     self.synchronous.pragma_value()
                 );
@@ -176,33 +179,6 @@ impl r2d2::ManageConnection for ConnectionManager {
         conn.is_broken()
             || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
     }
-}
-
-/// Copies the SQLite write-ahead log back into the database file every
-/// `every`, off the write path. SQLite's own automatic checkpoint runs inside
-/// the commit that crosses 1,000 WAL pages, which made every such commit of
-/// the single writer (and every webhook waiting on it) pause; connections are
-/// therefore opened with `wal_autocheckpoint = 0` and this task does it
-/// instead. `PASSIVE` never waits for the writer or readers: it copies what
-/// it can and the next round continues. Runs until the runtime stops.
-pub fn spawn_checkpointer(pool: DbPool, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let pool = pool.clone();
-            let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                let mut conn = pool.get().map_err(|e| e.to_string())?;
-                conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-            if let Ok(Err(e)) = done {
-                log::debug!("WAL checkpoint skipped: {e}");
-            }
-        }
-    });
 }
 
 /// Switches SQLite from its default "serialized" threading mode to

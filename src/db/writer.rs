@@ -23,6 +23,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::WalLength;
 use super::{DbConnection, DbPool, Unavailable};
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("LEADHOOK" in ASCII).
@@ -77,11 +78,17 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread. It stops once every `Writer` clone is
     /// dropped and the queue is drained; join the handle to wait for that.
-    pub fn start(pool: DbPool, max_batch: usize) -> (Writer, JoinHandle<()>) {
+    /// `wal` is given for SQLite: between batches the writer then lets the
+    /// write-ahead log start over once it is long (see [`super::checkpoint`]).
+    pub fn start(
+        pool: DbPool,
+        max_batch: usize,
+        wal: Option<WalLength>,
+    ) -> (Writer, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(max_batch.max(1) * 4);
         let handle = std::thread::Builder::new()
             .name("leadhook-writer".into())
-            .spawn(move || writer_loop(pool, receiver, max_batch.max(1)))
+            .spawn(move || writer_loop(pool, receiver, max_batch.max(1), wal))
             .expect("spawning the writer thread");
         (Writer { queue }, handle)
     }
@@ -109,7 +116,12 @@ impl Writer {
     }
 }
 
-fn writer_loop(pool: DbPool, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+fn writer_loop(
+    pool: DbPool,
+    mut receiver: mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+    wal: Option<WalLength>,
+) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -130,8 +142,12 @@ fn writer_loop(pool: DbPool, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_bat
                 batch.push(job);
             }
         }
+        let committed = outcome.is_ok();
         for job in batch {
             job.finish(outcome.clone());
+        }
+        if let (Some(wal), true) = (&wal, committed) {
+            finish_checkpoint(&pool, wal);
         }
     }
     log::debug!("writer stopped");
@@ -155,6 +171,19 @@ fn run_batch(pool: &DbPool, batch: &mut [Box<dyn Job>]) -> Result<(), Unavailabl
     }
     <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
         .map_err(|e| Unavailable(e.to_string()))
+}
+
+/// Between batches, once the batch's callers are answered: only the next
+/// batch waits for it. A checkpoint that fails changes nothing committed;
+/// a later one retries.
+fn finish_checkpoint(pool: &DbPool, wal: &WalLength) {
+    let done = pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| wal.finish_if_long(&mut conn).map_err(|e| e.to_string()));
+    if let Err(e) = done {
+        log::debug!("WAL checkpoint by the writer skipped: {e}");
+    }
 }
 
 /// Opens the batch transaction holding the write lock from the start, so a
@@ -232,7 +261,7 @@ mod tests {
     async fn a_failing_job_does_not_sink_its_batch() {
         let dir = tempfile::tempdir().unwrap();
         let pool = test_pool(&dir);
-        let (writer, _thread) = Writer::start(pool.clone(), 16);
+        let (writer, _thread) = Writer::start(pool.clone(), 16, None);
 
         // Hold the writer thread inside a first job until the others are queued.
         let (release, hold) = std_mpsc::channel::<()>();
@@ -289,7 +318,7 @@ mod tests {
     async fn answers_unavailable_once_the_writer_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let pool = test_pool(&dir);
-        let (writer, thread) = Writer::start(pool, 4);
+        let (writer, thread) = Writer::start(pool, 4, None);
         let survivor = writer.clone();
         drop(writer);
         // The thread keeps running while a clone lives.

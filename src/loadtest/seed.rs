@@ -556,7 +556,7 @@ fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         .context("inserting a batch failed (nothing of that batch was kept)")?;
         if let DbConnection::Sqlite(c) = &mut *conn {
             // Connections leave checkpoints to the server's background task
-            // (`db::spawn_checkpointer`), which does not run here: without
+            // (`db::checkpoint`), which does not run here: without
             // this the write-ahead log grows to the size of everything seeded
             // (35 GB for 1 M leads) and every read slows down with it.
             c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,221 @@
+//! Keeps the SQLite write-ahead log short while the writer never stops.
+//!
+//! SQLite's own automatic checkpoint runs inside the commit that crosses
+//! 1,000 WAL pages, which made every such commit of the single writer (and
+//! every webhook waiting on it) pause. Connections are therefore opened with
+//! `wal_autocheckpoint = 0` and a background task checkpoints instead.
+//!
+//! Copying pages back (`PASSIVE`) beside the writer is not enough on its
+//! own. The log only starts over from its first frame when a write
+//! transaction begins while *every* frame has been copied, and under
+//! sustained load the writer appends new frames while each pass runs: no
+//! pass ever finishes, and the log grew by about 70 MB a second, 1.5 GB in a
+//! 20-second load test (and the index SQLite keeps of it in `-shm` with it).
+//! So the background task also publishes how long the log is
+//! ([`WalLength`]), and once it passes [`Checkpointer::restart_at_frames`]
+//! the writer itself runs one more passive checkpoint between two batches
+//! ([`WalLength::finish_if_long`]). With no other writer it always finishes,
+//! it only has to copy what the background task has not, and the writer's
+//! next transaction starts the log over. `journal_size_limit` then cuts the
+//! file back.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::Integer;
+use diesel::{QueryableByName, RunQueryDsl};
+
+use super::{DbConnection, DbPool};
+
+/// The log's length as last seen by a checkpoint, shared by the background
+/// task and the writer. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WalLength {
+    frames: Arc<AtomicI32>,
+    restart_at_frames: i32,
+}
+
+impl WalLength {
+    pub fn new(restart_at_frames: i32) -> WalLength {
+        WalLength {
+            frames: Arc::new(AtomicI32::new(0)),
+            restart_at_frames,
+        }
+    }
+
+    /// What a checkpoint beside the writer saw. Even a pass that copied
+    /// everything it saw leaves the log long: the writer appended more while
+    /// it ran, so only the writer's own pass can finish it.
+    fn seen_beside_the_writer(&self, result: &CheckpointResult) {
+        self.frames.store(result.log, Ordering::Relaxed);
+    }
+
+    /// Run by the writer between batches: when the log has grown past the
+    /// limit, copy the rest of it back so that the next batch starts it
+    /// over. Returns the checkpoint's report when one ran.
+    pub fn finish_if_long(
+        &self,
+        conn: &mut DbConnection,
+    ) -> diesel::QueryResult<Option<CheckpointResult>> {
+        if self.frames.load(Ordering::Relaxed) < self.restart_at_frames {
+            return Ok(None);
+        }
+        let result = checkpoint(conn, "PASSIVE")?;
+        // With no write in progress, a pass that copied every frame leaves
+        // nothing behind, and the next write transaction starts the log over.
+        // One that could not (the background pass was running) is retried
+        // after the next batch.
+        let left = if result.busy == 0 && result.log == result.checkpointed {
+            0
+        } else {
+            result.log
+        };
+        self.frames.store(left, Ordering::Relaxed);
+        Ok(Some(result))
+    }
+}
+
+/// What `PRAGMA wal_checkpoint` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct CheckpointResult {
+    /// 1 when the checkpoint could not finish (a writer or reader was in the way).
+    #[diesel(sql_type = Integer)]
+    pub busy: i32,
+    /// Frames in the log.
+    #[diesel(sql_type = Integer)]
+    pub log: i32,
+    /// Frames copied back into the database file.
+    #[diesel(sql_type = Integer)]
+    pub checkpointed: i32,
+}
+
+/// The background task: copies the log back every `every`, off the write
+/// path, and publishes its length.
+#[derive(Debug, Clone)]
+pub struct Checkpointer {
+    pub every: Duration,
+    pub length: WalLength,
+}
+
+impl Checkpointer {
+    /// Runs rounds on the current Tokio runtime until it stops.
+    pub fn spawn(self, pool: DbPool) {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let pool = pool.clone();
+                let task = self.clone();
+                let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                    let mut conn = pool.get().map_err(|e| e.to_string())?;
+                    task.round(&mut conn).map_err(|e| e.to_string())?;
+                    Ok(())
+                })
+                .await;
+                if let Ok(Err(e)) = done {
+                    log::debug!("WAL checkpoint skipped: {e}");
+                }
+            }
+        });
+    }
+
+    /// One round on `conn` (the task's own, from the pool).
+    pub fn round(&self, conn: &mut DbConnection) -> diesel::QueryResult<CheckpointResult> {
+        let result = checkpoint(conn, "PASSIVE")?;
+        self.length.seen_beside_the_writer(&result);
+        Ok(result)
+    }
+}
+
+fn checkpoint(conn: &mut DbConnection, mode: &str) -> diesel::QueryResult<CheckpointResult> {
+    let DbConnection::Sqlite(c) = conn else {
+        return Err(diesel::result::Error::NotFound);
+    };
+    diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})")).get_result(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+    use crate::db::test_pool;
+
+    fn wal_bytes(dir: &tempfile::TempDir) -> u64 {
+        std::fs::metadata(dir.path().join("test.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// One writer committing back to back, as under load, with the
+    /// background task beside it: the log starts over again and again
+    /// instead of growing with every commit, and nothing is lost.
+    #[test]
+    fn the_log_starts_over_while_a_writer_keeps_committing() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = test_pool(&dir);
+        let mut writer = pool.get().unwrap();
+        writer
+            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v BLOB)")
+            .unwrap();
+
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let length = WalLength::new(64);
+        let background = {
+            let task = Checkpointer {
+                every: Duration::from_millis(5),
+                length: length.clone(),
+            };
+            let pool = pool.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    task.round(&mut conn).unwrap();
+                    std::thread::sleep(task.every);
+                }
+            })
+        };
+
+        // 3,000 commits, each touching a random page of the unique index and
+        // appending a 2 KiB row: over 20 MB of frames in all.
+        let mut largest = 0;
+        let mut finished = 0;
+        for i in 0..3_000u64 {
+            let key = format!("{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            writer
+                .batch_execute(&format!(
+                    "BEGIN IMMEDIATE; INSERT INTO t (k, v) VALUES ('{key}', zeroblob(2048)); COMMIT;"
+                ))
+                .unwrap();
+            if let Some(result) = length.finish_if_long(&mut writer).unwrap() {
+                if result.busy == 0 && result.log == result.checkpointed {
+                    finished += 1;
+                }
+            }
+            largest = largest.max(wal_bytes(&dir));
+        }
+        stop.store(true, Ordering::Relaxed);
+        background.join().unwrap();
+        assert!(finished > 0, "the writer never finished a checkpoint");
+
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let DbConnection::Sqlite(c) = &mut *writer else {
+            unreachable!()
+        };
+        let count = diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result::<Count>(c)
+            .unwrap()
+            .n;
+        assert_eq!(count, 3_000);
+        // 64 frames of 4 KiB are 256 KiB; allow for the frames appended
+        // between two rounds of the background task.
+        assert!(largest < 4 << 20, "the WAL grew to {largest} bytes");
+    }
+}

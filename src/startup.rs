@@ -78,12 +78,13 @@ impl Application {
         for warning in config.warnings() {
             log::warn!("{warning}");
         }
-        let wal = match config.database {
-            DatabaseTarget::Sqlite(_) => {
+        let wal = match &config.database {
+            DatabaseTarget::Sqlite(path) => {
                 let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
                 Checkpointer {
                     every: CHECKPOINT_EVERY,
                     length: length.clone(),
+                    database_file: path.into(),
                 }
                 .spawn(pool.clone());
                 Some(length)

@@ -79,12 +79,11 @@ impl Application {
             log::warn!("{warning}");
         }
         let wal = match &config.database {
-            DatabaseTarget::Sqlite(path) => {
+            DatabaseTarget::Sqlite(_) => {
                 let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
                 Checkpointer {
                     every: CHECKPOINT_EVERY,
                     length: length.clone(),
-                    database_file: path.into(),
                 }
                 .spawn(pool.clone());
                 Some(length)

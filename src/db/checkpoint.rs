@@ -15,13 +15,12 @@
 //! ([`WalLength`]), and once it passes the limit given to [`WalLength::new`]
 //! the writer itself runs one more passive checkpoint between two batches
 //! ([`WalLength::finish_if_long`]). With no other writer it always finishes,
-//! it only has to copy (and sync) what the background task has not — 5 to
-//! 13 ms under full load on the machine of BENCHMARKS.md — and the writer's
+//! it only has to copy what the background task has not, and sync the
+//! database file (20–35 ms under full load on the machine of BENCHMARKS.md,
+//! mostly that sync) — and the writer's
 //! next transaction starts the log over. `journal_size_limit` then cuts the
 //! file back.
 
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,8 +104,6 @@ pub struct CheckpointResult {
 pub struct Checkpointer {
     pub every: Duration,
     pub length: WalLength,
-    /// The database file, flushed to disk after each pass (see [`Self::round`]).
-    pub database_file: PathBuf,
 }
 
 impl Checkpointer {
@@ -120,8 +117,7 @@ impl Checkpointer {
                 let pool = pool.clone();
                 let task = self.clone();
                 let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                    let mut conn = pool.get().map_err(|e| e.to_string())?;
-                    task.round(&mut conn).map_err(|e| e.to_string())?;
+                    task.round(&pool).map_err(|e| e.to_string())?;
                     Ok(())
                 })
                 .await;
@@ -134,26 +130,13 @@ impl Checkpointer {
 
     /// One round on `conn` (the task's own, from the pool).
     ///
-    /// SQLite syncs the database file only after a pass that reached the end
-    /// of the log, which a pass beside a busy writer never does: the sync of
-    /// everything the background passes copied was left to the writer's own
-    /// pass, and took it 20–35 ms instead of 1–2 ms. So the task syncs the
-    /// file itself, off the write path. (It is the same file; syncing it from
-    /// another descriptor only flushes it earlier.)
-    pub fn round(&self, conn: &mut DbConnection) -> diesel::QueryResult<CheckpointResult> {
-        let began = std::time::Instant::now();
-        let result = checkpoint(conn, "PASSIVE")?;
-        log::debug!(
-            "background checkpoint: {result:?} in {:.1} ms",
-            began.elapsed().as_secs_f64() * 1000.0
-        );
-        // Synced before the length is published, so that the writer's pass,
-        // which the length may set off, does not wait for this sync.
-        if result.checkpointed > 0 {
-            if let Err(e) = File::open(&self.database_file).and_then(|f| f.sync_data()) {
-                log::debug!("could not sync {}: {e}", self.database_file.display());
-            }
-        }
+    ///
+    /// The pooled connection goes back as soon as the pass is done.
+    pub fn round(&self, pool: &DbPool) -> Result<CheckpointResult, String> {
+        let result = {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            checkpoint(&mut conn, "PASSIVE").map_err(|e| e.to_string())?
+        };
         self.length.seen_beside_the_writer(&result);
         Ok(result)
     }
@@ -197,14 +180,12 @@ mod tests {
             let task = Checkpointer {
                 every: Duration::from_millis(5),
                 length: length.clone(),
-                database_file: dir.path().join("test.db"),
             };
             let pool = pool.clone();
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let mut conn = pool.get().unwrap();
                 while !stop.load(Ordering::Relaxed) {
-                    task.round(&mut conn).unwrap();
+                    task.round(&pool).unwrap();
                     std::thread::sleep(task.every);
                 }
             })

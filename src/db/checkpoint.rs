@@ -53,6 +53,13 @@ impl WalLength {
         self.frames.store(result.log, Ordering::Relaxed);
     }
 
+    /// True once the log has grown past the limit: checked by the writer
+    /// after every batch, before it takes a connection for
+    /// [`Self::finish_if_long`].
+    pub fn is_long(&self) -> bool {
+        self.frames.load(Ordering::Relaxed) >= self.restart_at_frames
+    }
+
     /// Run by the writer between batches: when the log has grown past the
     /// limit, copy the rest of it back so that the next batch starts it
     /// over. Returns the checkpoint's report when one ran.
@@ -60,11 +67,11 @@ impl WalLength {
         &self,
         conn: &mut DbConnection,
     ) -> diesel::QueryResult<Option<CheckpointResult>> {
-        if self.frames.load(Ordering::Relaxed) < self.restart_at_frames {
+        if !self.is_long() {
             return Ok(None);
         }
         let began = std::time::Instant::now();
-        let result = checkpoint(conn, "PASSIVE")?;
+        let result = passive_checkpoint(conn)?;
         log::debug!(
             "writer finished a checkpoint of {} frames in {:.1} ms",
             result.log,
@@ -74,7 +81,7 @@ impl WalLength {
         // nothing behind, and the next write transaction starts the log over.
         // One that could not (the background pass was running) is retried
         // after the next batch.
-        let left = if result.busy == 0 && result.log == result.checkpointed {
+        let left = if result.copied_everything() {
             0
         } else {
             result.log
@@ -98,6 +105,13 @@ pub struct CheckpointResult {
     pub checkpointed: i32,
 }
 
+impl CheckpointResult {
+    /// Every frame in the log was copied back.
+    pub fn copied_everything(&self) -> bool {
+        self.busy == 0 && self.log == self.checkpointed
+    }
+}
+
 /// The background task: copies the log back every `every`, off the write
 /// path, and publishes its length.
 #[derive(Debug, Clone)]
@@ -116,11 +130,7 @@ impl Checkpointer {
                 ticks.tick().await;
                 let pool = pool.clone();
                 let task = self.clone();
-                let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                    task.round(&pool).map_err(|e| e.to_string())?;
-                    Ok(())
-                })
-                .await;
+                let done = tokio::task::spawn_blocking(move || task.round(&pool)).await;
                 if let Ok(Err(e)) = done {
                     log::debug!("WAL checkpoint skipped: {e}");
                 }
@@ -128,25 +138,27 @@ impl Checkpointer {
         });
     }
 
-    /// One round on `conn` (the task's own, from the pool).
-    ///
-    ///
-    /// The pooled connection goes back as soon as the pass is done.
+    /// One round on a pooled connection, which goes back as soon as the
+    /// pass is done.
     pub fn round(&self, pool: &DbPool) -> Result<CheckpointResult, String> {
         let result = {
             let mut conn = pool.get().map_err(|e| e.to_string())?;
-            checkpoint(&mut conn, "PASSIVE").map_err(|e| e.to_string())?
+            passive_checkpoint(&mut conn).map_err(|e| e.to_string())?
         };
         self.length.seen_beside_the_writer(&result);
         Ok(result)
     }
 }
 
-fn checkpoint(conn: &mut DbConnection, mode: &str) -> diesel::QueryResult<CheckpointResult> {
+/// `PASSIVE` never waits for the writer or for readers: it copies what it
+/// can. Only SQLite has a write-ahead log to checkpoint.
+fn passive_checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<CheckpointResult> {
     let DbConnection::Sqlite(c) = conn else {
-        return Err(diesel::result::Error::NotFound);
+        return Err(diesel::result::Error::QueryBuilderError(
+            "a WAL checkpoint needs SQLite".into(),
+        ));
     };
-    diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})")).get_result(c)
+    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)
 }
 
 #[cfg(test)]
@@ -203,7 +215,7 @@ mod tests {
                 ))
                 .unwrap();
             if let Some(result) = length.finish_if_long(&mut writer).unwrap() {
-                if result.busy == 0 && result.log == result.checkpointed {
+                if result.copied_everything() {
                     finished += 1;
                 }
             }

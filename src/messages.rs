@@ -4,9 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::db::reuse::one_of;
 use crate::db::schema::messages;
 use crate::db::DbConnection;
-use crate::with_conn;
+use crate::{in_pieces, with_conn};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = messages)]
@@ -57,10 +58,6 @@ pub struct NewMessage<'a> {
     pub referral_headline: Option<&'a str>,
 }
 
-/// Most rows per multi-row statement: SQLite allows 32,766 bound values per
-/// statement, and a message row binds 15.
-const ROWS_PER_INSERT: usize = 1000;
-
 /// Inserts the message unless its WhatsApp id is already stored; true when it
 /// was new. The unique index on `wamid` makes this hold across restarts and
 /// replicas, not just within one process.
@@ -78,28 +75,26 @@ pub fn known_wamids(
     conn: &mut DbConnection,
     wamids: &[&str],
 ) -> QueryResult<std::collections::HashSet<String>> {
-    let mut known = std::collections::HashSet::new();
-    for chunk in wamids.chunks(ROWS_PER_INSERT) {
-        let found: Vec<String> = with_conn!(conn, c => messages::table
-            .select(messages::wamid)
-            .filter(messages::wamid.eq_any(chunk))
-            .load(c))?;
-        known.extend(found);
-    }
-    Ok(known)
+    // The list is one bound parameter, however long.
+    let found: Vec<String> = with_conn!(conn, c => messages::table
+        .select(messages::wamid)
+        .filter(one_of(messages::wamid, wamids))
+        .load(c))?;
+    Ok(found.into_iter().collect())
 }
 
 /// Inserts messages known to be new, several rows per statement. Returns how
 /// many rows went in: fewer than given means some were not new after all.
 pub fn insert_new(conn: &mut DbConnection, rows: &[NewMessage<'_>]) -> QueryResult<usize> {
     let mut inserted = 0;
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    // Fixed-size pieces stay prepared (see `db::reuse`).
+    in_pieces!(rows, |piece| {
         inserted += with_conn!(conn, c => diesel::insert_into(messages::table)
-            .values(chunk)
+            .values(piece)
             .on_conflict(messages::wamid)
             .do_nothing()
             .execute(c))?;
-    }
+    });
     Ok(inserted)
 }
 

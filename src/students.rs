@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::db::reuse::one_of;
 use crate::db::schema::students;
 use crate::db::DbConnection;
 use crate::with_conn;
@@ -72,7 +73,7 @@ impl Student {
         user_ids: &[&str],
     ) -> QueryResult<Vec<(Option<String>, Option<String>)>> {
         with_conn!(conn, c => students::table
-            .filter(students::phone_number.eq_any(phones).or(students::user_id.eq_any(user_ids)))
+            .filter(one_of(students::phone_number, phones).or(one_of(students::user_id, user_ids)))
             .select((students::phone_number, students::user_id))
             .load(c))
     }

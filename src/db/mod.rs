@@ -7,6 +7,7 @@
 //! booleans and `RETURNING`, which the concrete backends both have.
 
 pub mod checkpoint;
+pub mod reuse;
 pub mod schema;
 pub mod writer;
 

@@ -4,14 +4,15 @@
 use chrono::NaiveDateTime;
 use diesel::backend::Backend;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text, Timestamp};
 use serde::Serialize;
 
+use crate::db::reuse::one_of;
 use crate::db::schema::{leads, messages};
 use crate::db::DbConnection;
-use crate::with_conn;
+use crate::{in_pieces, with_conn};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, AsChangeset, Serialize)]
 #[diesel(table_name = leads, treat_none_as_null = true)]
@@ -149,7 +150,7 @@ impl Lead {
         user_ids: &[&str],
     ) -> QueryResult<Vec<Lead>> {
         with_conn!(conn, c => leads::table
-            .filter(leads::phone_number.eq_any(phones).or(leads::user_id.eq_any(user_ids)))
+            .filter(one_of(leads::phone_number, phones).or(one_of(leads::user_id, user_ids)))
             .select(Lead::as_select())
             .load(c))
     }
@@ -157,6 +158,9 @@ impl Lead {
     /// Inserts several new leads in one statement; the rows come back in no
     /// particular order (match them by their unique identifiers).
     pub fn insert_many(conn: &mut DbConnection, new: &[NewLead<'_>]) -> QueryResult<Vec<Lead>> {
+        // One statement, prepared each time: diesel would cache an INSERT …
+        // RETURNING of fixed-size pieces only for rows that borrow nothing
+        // (`'static`), and a batch creates far fewer leads than messages.
         with_conn!(conn, c => diesel::insert_into(leads::table)
             .values(new)
             .returning(Lead::as_returning())
@@ -205,19 +209,16 @@ impl Lead {
                 None => groups.push((columns, vec![(after.id, changes)])),
             }
         }
-        let postgres = matches!(conn, DbConnection::Postgres(_));
         for (columns, rows) in &groups {
-            // Well under either database's limit on bound parameters.
-            for chunk in rows.chunks(UPDATE_CHUNK_ROWS) {
-                let sql = grouped_update_sql(columns, chunk.len(), postgres);
-                with_conn!(conn, c => {
-                    let mut query = diesel::sql_query(sql).into_boxed();
-                    for (id, changes) in chunk {
-                        query = changes.bind(query.bind::<BigInt, _>(*id));
-                    }
-                    query.execute(c)
-                })?;
-            }
+            // In pieces of a few sizes, so that each connection prepares
+            // each statement once (see `db::reuse`).
+            in_pieces!(rows, |piece| {
+                let update = GroupedUpdate {
+                    columns,
+                    rows: piece,
+                };
+                with_conn!(conn, c => update.execute(c))?;
+            });
         }
         Ok(())
     }
@@ -234,36 +235,61 @@ impl Lead {
 /// A lead's id and what changed in it.
 type ChangedLead = (i64, LeadChanges);
 
-/// Rows per grouped UPDATE: well under SQLite's 32,766 and PostgreSQL's
-/// 65,535 bound parameters even when every column changed.
-const UPDATE_CHUNK_ROWS: usize = 200;
-
 /// `WITH v(id, a, b) AS (VALUES (…), …) UPDATE leads SET a = v.a, b = v.b
-/// FROM v WHERE leads.id = v.id`, with `rows` rows of placeholders in the
-/// backend's style. The same text works on both databases.
-fn grouped_update_sql(columns: &[&str], rows: usize, postgres: bool) -> String {
-    let mut sql = format!("WITH v(id, {}) AS (VALUES ", columns.join(", "));
-    let mut n = 0;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..=columns.len() {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            if postgres {
-                sql.push_str(&format!("${n}"));
-            } else {
-                sql.push('?');
-            }
+/// FROM v WHERE leads.id = v.id` for leads that changed the same columns;
+/// the same text works on both databases. A query node of its own rather
+/// than `sql_query`: diesel then sees that the text depends only on the
+/// columns and the number of rows, and keeps the statement prepared.
+struct GroupedUpdate<'a> {
+    columns: &'a [&'static str],
+    rows: &'a [ChangedLead],
+}
+
+impl QueryId for GroupedUpdate<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> QueryFragment<DB> for GroupedUpdate<'_>
+where
+    DB: Backend + HasSqlType<BigInt>,
+    i64: ToSql<BigInt, DB>,
+    LeadChanges: PushChanges<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("WITH v(id");
+        for column in self.columns {
+            out.push_sql(", ");
+            out.push_sql(column);
         }
-        sql.push(')');
+        out.push_sql(") AS (VALUES ");
+        for (n, (id, changes)) in self.rows.iter().enumerate() {
+            out.push_sql(if n == 0 { "(" } else { ", (" });
+            out.push_bind_param::<BigInt, _>(id)?;
+            changes.push_changes(&mut out)?;
+            out.push_sql(")");
+        }
+        out.push_sql(") UPDATE leads SET ");
+        for (n, column) in self.columns.iter().enumerate() {
+            if n > 0 {
+                out.push_sql(", ");
+            }
+            out.push_sql(column);
+            out.push_sql(" = v.");
+            out.push_sql(column);
+        }
+        out.push_sql(" FROM v WHERE leads.id = v.id");
+        Ok(())
     }
-    sql.push_str(") UPDATE leads SET ");
-    let sets: Vec<String> = columns.iter().map(|c| format!("{c} = v.{c}")).collect();
-    sql.push_str(&sets.join(", "));
-    sql.push_str(" FROM v WHERE leads.id = v.id");
-    sql
+}
+
+impl<Conn> RunQueryDsl<Conn> for GroupedUpdate<'_> {}
+
+/// Binds what changed in a lead, for [`GroupedUpdate`].
+trait PushChanges<DB: Backend> {
+    /// Pushes `, value` for each changed column, in the order of
+    /// [`LeadChanges::columns`].
+    fn push_changes<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
 }
 
 /// Declares [`LeadChanges`] over the listed columns of [`Lead`], each with
@@ -299,21 +325,21 @@ macro_rules! lead_changes {
                 columns
             }
 
-            /// Binds the changed values, in the order of [`Self::columns`].
-            fn bind<'f, DB>(
-                &'f self,
-                mut query: BoxedSqlQuery<'f, DB, SqlQuery>,
-            ) -> BoxedSqlQuery<'f, DB, SqlQuery>
-            where
-                DB: Backend $(+ HasSqlType<$st>)*,
-                $($ty: ToSql<$st, DB>,)*
-            {
+        }
+
+        impl<DB> PushChanges<DB> for LeadChanges
+        where
+            DB: Backend $(+ HasSqlType<$st>)*,
+            $($ty: ToSql<$st, DB>,)*
+        {
+            fn push_changes<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
                 $(
                     if let Some(value) = &self.$field {
-                        query = query.bind::<$st, _>(value);
+                        out.push_sql(", ");
+                        out.push_bind_param::<$st, _>(value)?;
                     }
                 )*
-                query
+                Ok(())
             }
         }
     };
@@ -443,15 +469,37 @@ mod tests {
 
     #[test]
     fn grouped_update_numbers_postgres_placeholders_across_rows() {
+        let changed = |id, score: i64, status: &str| {
+            (
+                id,
+                LeadChanges {
+                    score: Some(score),
+                    status: Some(status.into()),
+                    ..LeadChanges::default()
+                },
+            )
+        };
+        let rows = [changed(7, 10, "new"), changed(9, 20, "won")];
+        let update = GroupedUpdate {
+            columns: &["status", "score"],
+            rows: &rows,
+        };
+        let sql = diesel::debug_query::<diesel::pg::Pg, _>(&update).to_string();
         assert_eq!(
-            grouped_update_sql(&["score", "status"], 2, true),
-            "WITH v(id, score, status) AS (VALUES ($1, $2, $3), ($4, $5, $6)) \
-             UPDATE leads SET score = v.score, status = v.status FROM v WHERE leads.id = v.id"
+            sql,
+            "WITH v(id, status, score) AS (VALUES ($1, $2, $3), ($4, $5, $6)) \
+             UPDATE leads SET status = v.status, score = v.score FROM v WHERE leads.id = v.id \
+             -- binds: [7, \"new\", 10, 9, \"won\", 20]"
         );
-        assert_eq!(
-            grouped_update_sql(&["score"], 1, false),
-            "WITH v(id, score) AS (VALUES (?, ?)) UPDATE leads SET score = v.score \
-             FROM v WHERE leads.id = v.id"
+        let rows = [changed(7, 10, "new")];
+        let update = GroupedUpdate {
+            columns: &["status", "score"],
+            rows: &rows,
+        };
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&update).to_string();
+        assert!(
+            sql.starts_with("WITH v(id, status, score) AS (VALUES (?, ?, ?)) UPDATE leads SET"),
+            "{sql}"
         );
     }
 }

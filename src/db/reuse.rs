@@ -1,0 +1,135 @@
+//! Statements the write path runs on every batch, shaped so that each
+//! connection prepares them once and then reuses them.
+//!
+//! diesel keeps a prepared statement only when its SQL text cannot vary
+//! without bound, so it prepares afresh every `IN (?, ?, …)` list (one
+//! placeholder per value), every multi-row statement and every raw SQL
+//! query. On the SQLite writer that preparation was 12 % of the time spent
+//! per batch (`perf`, BENCHMARKS.md "Sixth pass"). Two remedies:
+//! - [`one_of`] looks a column up in a list bound as *one* parameter:
+//!   `= ANY($1)` with an array on PostgreSQL (what diesel's `eq_any` does
+//!   there too), `IN (SELECT value FROM json_each(?))` with a JSON array on
+//!   SQLite. The text no longer depends on the list's length.
+//! - multi-row statements go out in pieces of seven sizes ([`in_pieces!`]):
+//!   fixed-size arrays of rows for diesel's INSERTs, which it then caches by
+//!   type, and a query node of its own instead of `sql_query` for the
+//!   grouped lead UPDATE (`leads::model::GroupedUpdate`), cached by text.
+
+use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sql_types::{Array, Bool, Text};
+use diesel::sqlite::Sqlite;
+use diesel::{QueryResult, SelectableExpression};
+
+/// `column` equals one of `values`, with the values bound as one parameter.
+pub fn one_of<'a, C>(column: C, values: &'a [&'a str]) -> OneOf<'a, C> {
+    OneOf {
+        column,
+        values,
+        // Built once here: `walk_ast` runs several times per execution and
+        // can only borrow what the node holds.
+        json: serde_json::to_string(values).expect("a list of strings is valid JSON"),
+    }
+}
+
+/// See [`one_of`].
+#[derive(Debug, Clone)]
+pub struct OneOf<'a, C> {
+    column: C,
+    values: &'a [&'a str],
+    json: String,
+}
+
+impl<C> Expression for OneOf<'_, C> {
+    type SqlType = Bool;
+}
+
+impl<C, QS> AppearsOnTable<QS> for OneOf<'_, C> where C: AppearsOnTable<QS> {}
+
+impl<C, QS> SelectableExpression<QS> for OneOf<'_, C> where C: SelectableExpression<QS> {}
+
+impl<C> ValidGrouping<()> for OneOf<'_, C> {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl<C> QueryId for OneOf<'_, C> {
+    type QueryId = ();
+    // Keyed by its SQL text in diesel's cache, which is the same for every
+    // list.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C: QueryFragment<Sqlite>> QueryFragment<Sqlite> for OneOf<'_, C> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        self.column.walk_ast(out.reborrow())?;
+        out.push_sql(" IN (SELECT value FROM json_each(");
+        out.push_bind_param::<Text, _>(&self.json)?;
+        out.push_sql("))");
+        Ok(())
+    }
+}
+
+impl<C: QueryFragment<Pg>> QueryFragment<Pg> for OneOf<'_, C> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.column.walk_ast(out.reborrow())?;
+        out.push_sql(" = ANY(");
+        out.push_bind_param::<Array<Text>, _>(&self.values)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// Runs `$body` once for each piece of `$rows`, with `$piece` bound to a
+/// `&[T; N]` of the next N rows, N a power of two up to 64, largest first
+/// (37 rows go out as 32, 4 and 1). A statement built from a fixed-size
+/// array has a type of its own, which diesel caches, and there are only
+/// seven such sizes; 64 rows per statement keep every statement far below
+/// either database's limit on bound parameters.
+#[macro_export]
+macro_rules! in_pieces {
+    ($rows:expr, |$piece:ident| $body:block) => {{
+        let mut rest = &$rows[..];
+        while !rest.is_empty() {
+            $crate::in_pieces!(@sizes rest, $piece, $body, 64 32 16 8 4 2 1);
+        }
+    }};
+    (@sizes $rest:ident, $piece:ident, $body:block, $($n:literal)*) => {
+        $(
+            if let Some(($piece, after)) = $rest.split_first_chunk::<$n>() {
+                $rest = after;
+                $body
+                continue;
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    fn sizes(rows: usize) -> Vec<usize> {
+        let rows: Vec<usize> = (0..rows).collect();
+        let mut sizes = Vec::new();
+        let mut next = 0;
+        crate::in_pieces!(rows, |piece| {
+            // In order, each row once.
+            assert_eq!(piece[0], next);
+            next += piece.len();
+            sizes.push(piece.len());
+        });
+        assert_eq!(next, rows.len());
+        sizes
+    }
+
+    #[test]
+    fn pieces_are_powers_of_two_that_add_up() {
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(37), [32, 4, 1]);
+        assert_eq!(sizes(64), [64]);
+        assert_eq!(sizes(200), [64, 64, 64, 8]);
+        for rows in 0..300 {
+            assert!(sizes(rows).iter().all(|p| p.is_power_of_two() && *p <= 64));
+        }
+    }
+}

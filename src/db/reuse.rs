@@ -10,10 +10,14 @@
 //!   `= ANY($1)` with an array on PostgreSQL (what diesel's `eq_any` does
 //!   there too), `IN (SELECT value FROM json_each(?))` with a JSON array on
 //!   SQLite. The text no longer depends on the list's length.
-//! - multi-row statements go out in pieces of seven sizes ([`in_pieces!`]):
-//!   fixed-size arrays of rows for diesel's INSERTs, which it then caches by
-//!   type, and a query node of its own instead of `sql_query` for the
-//!   grouped lead UPDATE (`leads::model::GroupedUpdate`), cached by text.
+//! - the grouped lead UPDATE (`leads::model::GroupedUpdate`) is a query
+//!   node of its own instead of `sql_query`, which diesel caches by its
+//!   text, and goes out in pieces of seven sizes ([`in_pieces!`]), so that
+//!   there are few texts to keep.
+//!
+//! The multi-row message INSERT stays one statement prepared per batch:
+//! split into pieces, each piece flushed SQLite's FTS5 search index anew,
+//! which cost more than the preparing (see `messages::insert_new`).
 
 use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
 use diesel::pg::Pg;
@@ -82,10 +86,10 @@ impl<C: QueryFragment<Pg>> QueryFragment<Pg> for OneOf<'_, C> {
 
 /// Runs `$body` once for each piece of `$rows`, with `$piece` bound to a
 /// `&[T; N]` of the next N rows, N a power of two up to 64, largest first
-/// (37 rows go out as 32, 4 and 1). A statement built from a fixed-size
-/// array has a type of its own, which diesel caches, and there are only
-/// seven such sizes; 64 rows per statement keep every statement far below
-/// either database's limit on bound parameters.
+/// (37 rows go out as 32, 4 and 1): seven statement texts at most per
+/// query, and 64 rows per statement keep every statement far below either
+/// database's limit on bound parameters. (A fixed-size array of rows also
+/// gives diesel's INSERTs a type of their own, which it caches.)
 #[macro_export]
 macro_rules! in_pieces {
     ($rows:expr, |$piece:ident| $body:block) => {{

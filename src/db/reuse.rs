@@ -12,12 +12,14 @@
 //!   SQLite. The text no longer depends on the list's length.
 //! - the grouped lead UPDATE (`leads::model::GroupedUpdate`) is a query
 //!   node of its own instead of `sql_query`, which diesel caches by its
-//!   text, and goes out in pieces of seven sizes ([`in_pieces!`]), so that
+//!   text, and goes out in pieces of seven sizes ([`pieces`]), so that
 //!   there are few texts to keep.
 //!
 //! The multi-row message INSERT stays one statement prepared per batch:
 //! split into pieces, each piece flushed SQLite's FTS5 search index anew,
 //! which cost more than the preparing (see `messages::insert_new`).
+
+use std::cell::OnceCell;
 
 use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
 use diesel::pg::Pg;
@@ -31,9 +33,7 @@ pub fn one_of<'a, C>(column: C, values: &'a [&'a str]) -> OneOf<'a, C> {
     OneOf {
         column,
         values,
-        // Built once here: `walk_ast` runs several times per execution and
-        // can only borrow what the node holds.
-        json: serde_json::to_string(values).expect("a list of strings is valid JSON"),
+        json: OnceCell::new(),
     }
 }
 
@@ -42,7 +42,9 @@ pub fn one_of<'a, C>(column: C, values: &'a [&'a str]) -> OneOf<'a, C> {
 pub struct OneOf<'a, C> {
     column: C,
     values: &'a [&'a str],
-    json: String,
+    /// SQLite's JSON array of `values`, built at the first of the several
+    /// passes over the query and kept in the node, which each pass borrows.
+    json: OnceCell<String>,
 }
 
 impl<C> Expression for OneOf<'_, C> {
@@ -68,7 +70,10 @@ impl<C: QueryFragment<Sqlite>> QueryFragment<Sqlite> for OneOf<'_, C> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         self.column.walk_ast(out.reborrow())?;
         out.push_sql(" IN (SELECT value FROM json_each(");
-        out.push_bind_param::<Text, _>(&self.json)?;
+        let json = self.json.get_or_init(|| {
+            serde_json::to_string(self.values).expect("a list of strings is valid JSON")
+        });
+        out.push_bind_param::<Text, _>(json)?;
         out.push_sql("))");
         Ok(())
     }
@@ -84,43 +89,42 @@ impl<C: QueryFragment<Pg>> QueryFragment<Pg> for OneOf<'_, C> {
     }
 }
 
-/// Runs `$body` once for each piece of `$rows`, with `$piece` bound to a
-/// `&[T; N]` of the next N rows, N a power of two up to 64, largest first
-/// (37 rows go out as 32, 4 and 1): seven statement texts at most per
-/// query, and 64 rows per statement keep every statement far below either
-/// database's limit on bound parameters. (A fixed-size array of rows also
-/// gives diesel's INSERTs a type of their own, which it caches.)
-#[macro_export]
-macro_rules! in_pieces {
-    ($rows:expr, |$piece:ident| $body:block) => {{
-        let mut rest = &$rows[..];
-        while !rest.is_empty() {
-            $crate::in_pieces!(@sizes rest, $piece, $body, 64 32 16 8 4 2 1);
+/// `rows` in pieces whose lengths are powers of two up to 64, largest first
+/// (37 rows go out as 32, 4 and 1): a multi-row statement then has at most
+/// seven texts, and 64 rows keep it far below either database's limit on
+/// bound parameters.
+pub fn pieces<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    const MOST: usize = 64;
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
         }
-    }};
-    (@sizes $rest:ident, $piece:ident, $body:block, $($n:literal)*) => {
-        $(
-            if let Some(($piece, after)) = $rest.split_first_chunk::<$n>() {
-                $rest = after;
-                $body
-                continue;
-            }
-        )*
-    };
+        let len = if rest.len() >= MOST {
+            MOST
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (piece, after) = rest.split_at(len);
+        rest = after;
+        Some(piece)
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::pieces;
+
     fn sizes(rows: usize) -> Vec<usize> {
         let rows: Vec<usize> = (0..rows).collect();
         let mut sizes = Vec::new();
         let mut next = 0;
-        crate::in_pieces!(rows, |piece| {
+        for piece in pieces(&rows) {
             // In order, each row once.
             assert_eq!(piece[0], next);
             next += piece.len();
             sizes.push(piece.len());
-        });
+        }
         assert_eq!(next, rows.len());
         sizes
     }

@@ -9,10 +9,10 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text, Timestamp};
 use serde::Serialize;
 
-use crate::db::reuse::one_of;
+use crate::db::reuse::{one_of, pieces};
 use crate::db::schema::{leads, messages};
 use crate::db::DbConnection;
-use crate::{in_pieces, with_conn};
+use crate::with_conn;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, AsChangeset, Serialize)]
 #[diesel(table_name = leads, treat_none_as_null = true)]
@@ -212,13 +212,13 @@ impl Lead {
         for (columns, rows) in &groups {
             // In pieces of a few sizes, so that each connection prepares
             // each statement once (see `db::reuse`).
-            in_pieces!(rows, |piece| {
+            for piece in pieces(rows) {
                 let update = GroupedUpdate {
                     columns,
                     rows: piece,
                 };
                 with_conn!(conn, c => update.execute(c))?;
-            });
+            }
         }
         Ok(())
     }

@@ -11,6 +11,8 @@ pub mod reuse;
 pub mod schema;
 pub mod writer;
 
+pub use writer::Attempt;
+
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -80,6 +82,17 @@ impl Database {
         E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
     {
         self.writer.write(work).await
+    }
+
+    /// Runs a write that may be attempted twice; see
+    /// [`writer::Writer::write_optimistic`].
+    pub async fn write_optimistic<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnMut(&mut DbConnection, Attempt) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
+    {
+        self.writer.write_optimistic(work).await
     }
 
     /// True when a connection can be had and answers a query.

@@ -20,7 +20,7 @@ use chrono::NaiveDateTime;
 use diesel::{Connection, QueryResult};
 
 use crate::conversations::NewMessage as ConversationEntry;
-use crate::db::DbConnection;
+use crate::db::{Attempt, DbConnection};
 use crate::failures;
 use crate::leads::model::{Lead, NewLead};
 use crate::messages;
@@ -52,14 +52,25 @@ pub struct Body<'a> {
 
 /// Applies several bodies in the caller's transaction, one answer per body
 /// in the same order.
-pub fn apply_all(conn: &mut DbConnection, bodies: &[Body<'_>]) -> Vec<QueryResult<IngestReport>> {
+///
+/// Guarded, a batch the set-based path declines or fails is rolled back to a
+/// savepoint and applied body by body. Sole (no savepoint), such a batch is an
+/// `Err`: the writer then rolls the transaction back and calls again, guarded.
+pub fn apply_all(
+    conn: &mut DbConnection,
+    bodies: &[Body<'_>],
+    attempt: Attempt,
+) -> QueryResult<Vec<QueryResult<IngestReport>>> {
     let now = time::now();
-    let fast = conn.transaction(|c| match batch::apply(c, bodies, now)? {
+    let set_based = |c: &mut DbConnection| match batch::apply(c, bodies, now)? {
         Some(reports) => Ok(reports),
-        // Rolls the attempt back; the bodies are applied one by one below.
         None => Err(diesel::result::Error::RollbackTransaction),
-    });
-    match fast {
+    };
+    let fast = match attempt {
+        Attempt::Sole => return Ok(set_based(conn)?.into_iter().map(Ok).collect()),
+        Attempt::Guarded => conn.transaction(set_based),
+    };
+    Ok(match fast {
         Ok(reports) => reports.into_iter().map(Ok).collect(),
         Err(e) => {
             if !matches!(e, diesel::result::Error::RollbackTransaction) {
@@ -70,7 +81,7 @@ pub fn apply_all(conn: &mut DbConnection, bodies: &[Body<'_>]) -> Vec<QueryResul
                 .map(|body| conn.transaction(|c| apply(c, body, now)))
                 .collect()
         }
-    }
+    })
 }
 
 /// Applies one body, message by message. Messages the parser rejected are

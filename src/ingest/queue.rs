@@ -82,12 +82,12 @@ async fn write_batch(db: &Database, batch: Vec<Submission>) {
         .map(|s| ((s.parsed, s.raw), s.reply))
         .unzip();
     let outcome = db
-        .write(move |conn| {
+        .write_optimistic(move |conn, attempt| {
             let bodies: Vec<Body<'_>> = work
                 .iter()
                 .map(|(parsed, raw)| Body { parsed, raw })
                 .collect();
-            Ok::<_, AppError>(apply_all(conn, &bodies))
+            apply_all(conn, &bodies, attempt).map_err(AppError::from)
         })
         .await;
     match outcome {

@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use leadhook::config::{DatabaseTarget, SqliteSynchronous};
 use leadhook::db::schema::{leads, messages, webhook_failures};
-use leadhook::db::{build_pool, run_migrations, DbConnection, DbPool};
+use leadhook::db::{build_pool, run_migrations, Attempt, DbConnection, DbPool};
 use leadhook::ingest::{apply_all, Body, IngestReport};
 use leadhook::leads::Lead;
 use leadhook::whatsapp::payload::{parse, InboundMessage, ParsedBody};
@@ -439,7 +439,9 @@ fn fresh_database() -> (tempfile::TempDir, DbPool) {
     (dir, pool)
 }
 
-/// Applies bodies in one transaction, as one write of the ingest queue does.
+/// Applies bodies as one write of the ingest queue does when it is alone in
+/// the writer's batch: set-based without a savepoint in a transaction of its
+/// own, and when that declines, rolled back and applied again guarded.
 fn apply_write(
     conn: &mut DbConnection,
     bodies: &[(Vec<u8>, ParsedBody)],
@@ -448,7 +450,8 @@ fn apply_write(
         .iter()
         .map(|(raw, parsed)| Body { parsed, raw })
         .collect();
-    conn.transaction(|c| Ok::<_, diesel::result::Error>(apply_all(c, &bodies)))
+    conn.transaction(|c| apply_all(c, &bodies, Attempt::Sole))
+        .or_else(|_| conn.transaction(|c| apply_all(c, &bodies, Attempt::Guarded)))
         .expect("the write commits")
 }
 

@@ -295,11 +295,18 @@ async fn q_finds_leads_by_name_phone_and_message_text_ignoring_case(app: TestApp
     let alan = Sender::both("15551300002", "GB.5550001")
         .named("Alan Turing")
         .username("enigma.alan");
+    // A student's messages belong to no lead: a search counts none of them.
+    register_student(&app, json!({ "phone_number": "15551300009" })).await;
+    let student = Sender::phone("15551300009").named("Ada");
     for msg in [
         Msg::text(&grace, "wamid.Q1", T0, "Interested in the COBOL bootcamp"),
         Msg::text(&alan, "wamid.Q2", T0 + 1, "Pricing for the crypto course?"),
         // Grace's later message: the search must still find her first one.
         Msg::text(&grace, "wamid.Q3", T0 + 2, "thanks"),
+        Msg::text(&student, "wamid.Q4", T0 + 3, "Is the crypto course full?"),
+        // Found by username and by two messages: still one lead.
+        Msg::text(&alan, "wamid.Q5", T0 + 4, "enigma.alan here, about ENIGMA"),
+        Msg::text(&alan, "wamid.Q6", T0 + 5, "and enigma again"),
     ] {
         assert_eq!(app.post_webhook(&webhook(&[msg])).await.status(), 200);
     }
@@ -314,8 +321,9 @@ async fn q_finds_leads_by_name_phone_and_message_text_ignoring_case(app: TestApp
         ("CRYPTO", vec!["15551300002"]),
         ("gb.5550001", vec!["15551300002"]),
         ("Enigma.Alan", vec!["15551300002"]),
-        // Both match; Grace wrote last.
-        ("1555130000", vec!["15551300001", "15551300002"]),
+        ("enigma", vec!["15551300002"]),
+        // Both match; Alan wrote last.
+        ("1555130000", vec!["15551300002", "15551300001"]),
         ("nobody-writes-this", vec![]),
         // Wildcards are taken literally.
         ("%25", vec![]),

@@ -50,66 +50,26 @@ trait Job: Send {
     fn finish(self: Box<Self>, batch: Result<(), Unavailable>);
 }
 
-/// The closure of a job: one that runs once, or one that may run again.
-trait Work<T, E>: Send {
-    fn call(&mut self, conn: &mut DbConnection, attempt: Attempt) -> Result<T, E>;
-    fn reruns(&self) -> bool;
-}
-
-/// See [`Writer::write`].
-struct Once<F>(Option<F>);
-
-impl<F, T, E> Work<T, E> for Once<F>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send,
-    E: From<Unavailable>,
-{
-    fn call(&mut self, conn: &mut DbConnection, _: Attempt) -> Result<T, E> {
-        match self.0.take() {
-            Some(work) => work(conn),
-            None => Err(E::from(Unavailable("the write was run already".into()))),
-        }
-    }
-
-    fn reruns(&self) -> bool {
-        false
-    }
-}
-
-/// See [`Writer::write_optimistic`].
-struct Again<F>(F);
-
-impl<F, T, E> Work<T, E> for Again<F>
-where
-    F: FnMut(&mut DbConnection, Attempt) -> Result<T, E> + Send,
-{
-    fn call(&mut self, conn: &mut DbConnection, attempt: Attempt) -> Result<T, E> {
-        (self.0)(conn, attempt)
-    }
-
-    fn reruns(&self) -> bool {
-        true
-    }
-}
-
-struct TypedJob<W, T, E> {
-    work: W,
+struct TypedJob<F, T, E> {
+    work: F,
+    /// See [`Job::reruns`]: set by [`Writer::write_optimistic`].
+    reruns: bool,
     outcome: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
 
-impl<W, T, E> Job for TypedJob<W, T, E>
+impl<F, T, E> Job for TypedJob<F, T, E>
 where
-    W: Work<T, E>,
+    F: FnMut(&mut DbConnection, Attempt) -> Result<T, E> + Send,
     T: Send,
     E: From<diesel::result::Error> + From<Unavailable> + Send,
 {
     fn run(&mut self, conn: &mut DbConnection, attempt: Attempt) -> bool {
         let work = &mut self.work;
         let outcome = match attempt {
-            Attempt::Sole => work.call(conn, attempt),
+            Attempt::Sole => work(conn, attempt),
             // Nested inside the batch transaction, so diesel uses a savepoint.
-            Attempt::Guarded => conn.transaction(|c| work.call(c, attempt)),
+            Attempt::Guarded => conn.transaction(|c| work(c, attempt)),
         };
         let succeeded = outcome.is_ok();
         self.outcome = Some(outcome);
@@ -117,7 +77,7 @@ where
     }
 
     fn reruns(&self) -> bool {
-        self.work.reruns()
+        self.reruns
     }
 
     fn finish(self: Box<Self>, batch: Result<(), Unavailable>) {
@@ -165,7 +125,13 @@ impl Writer {
         T: Send + 'static,
         E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
     {
-        self.submit(Once(Some(work))).await
+        // Run once only: a job that does not rerun is never called again.
+        let mut work = Some(work);
+        let once = move |conn: &mut DbConnection, _: Attempt| match work.take() {
+            Some(work) => work(conn),
+            None => Err(E::from(Unavailable("the write was run already".into()))),
+        };
+        self.submit(once, false).await
     }
 
     /// Like [`Writer::write`], for work that can tell a first, savepoint-free
@@ -179,18 +145,19 @@ impl Writer {
         T: Send + 'static,
         E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
     {
-        self.submit(Again(work)).await
+        self.submit(work, true).await
     }
 
-    async fn submit<W, T, E>(&self, work: W) -> Result<T, E>
+    async fn submit<F, T, E>(&self, work: F, reruns: bool) -> Result<T, E>
     where
-        W: Work<T, E> + 'static,
+        F: FnMut(&mut DbConnection, Attempt) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + From<Unavailable> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
             work,
+            reruns,
             outcome: None,
             reply,
         });
@@ -337,6 +304,13 @@ mod tests {
     use crate::db::{schema::webhook_failures, test_pool};
     use crate::failures;
 
+    /// A migrated database in `dir` and a writer on it.
+    fn start(dir: &tempfile::TempDir, max_batch: usize) -> (DbPool, Writer, JoinHandle<()>) {
+        let pool = test_pool(dir);
+        let (writer, thread) = Writer::start(pool.clone(), max_batch, None);
+        (pool, writer, thread)
+    }
+
     fn reasons(pool: &DbPool) -> Vec<String> {
         let mut conn = pool.get().unwrap();
         crate::with_conn!(&mut *conn, c => webhook_failures::table
@@ -374,8 +348,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_job_does_not_sink_its_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = test_pool(&dir);
-        let (writer, _thread) = Writer::start(pool.clone(), 16, None);
+        let (pool, writer, _thread) = start(&dir, 16);
 
         // Hold the writer thread inside a first job until the others are queued.
         let (release, hold) = std_mpsc::channel::<()>();
@@ -433,8 +406,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sole_job_that_fails_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = test_pool(&dir);
-        let (writer, _thread) = Writer::start(pool.clone(), 16, None);
+        let (pool, writer, _thread) = start(&dir, 16);
         let failed = writer
             .write(|conn| {
                 record("rolled back")(conn)?;
@@ -451,8 +423,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_optimistic_job_is_run_again_guarded_after_a_failed_sole_attempt() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = test_pool(&dir);
-        let (writer, _thread) = Writer::start(pool.clone(), 16, None);
+        let (pool, writer, _thread) = start(&dir, 16);
         let attempts = writer
             .write_optimistic({
                 let mut attempts = Vec::new();
@@ -479,8 +450,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_unavailable_once_the_writer_is_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = test_pool(&dir);
-        let (writer, thread) = Writer::start(pool, 4, None);
+        let (_pool, writer, thread) = start(&dir, 4);
         let survivor = writer.clone();
         drop(writer);
         // The thread keeps running while a clone lives.

@@ -67,7 +67,8 @@ pub fn apply_all(
         None => Err(diesel::result::Error::RollbackTransaction),
     };
     let fast = match attempt {
-        Attempt::Sole => return Ok(set_based(conn)?.into_iter().map(Ok).collect()),
+        // A failure goes back to the writer, which rolls back and calls again.
+        Attempt::Sole => Ok(set_based(conn)?),
         Attempt::Guarded => conn.transaction(set_based),
     };
     Ok(match fast {

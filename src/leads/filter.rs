@@ -339,8 +339,8 @@ fn matches_broadly(conn: &mut DbConnection, term: &str) -> QueryResult<bool> {
 /// NULL `lead_id` of a student's message is not counted).
 /// - SQLite reads them from the search indexes alone: for a term in 290,000
 ///   messages of 240,000 leads, 0.12 s against 0.26 s through `leads`.
-/// - PostgreSQL has to read each matching message from the heap, but no
-///   longer looks each lead up again: 3.2 s became 2.0 s for that term. With
+/// - PostgreSQL has to read each matching message from the heap, but does
+///   not look each lead up again (3.2 s through `leads`, 2.0 s so). With
 ///   the default 4 MB of `work_mem` the bitmap of matching messages turns
 ///   lossy and every row of 20,000 pages is tested again; 16 MB keeps it
 ///   exact (1.5 s).

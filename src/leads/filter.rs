@@ -340,10 +340,10 @@ fn matches_broadly(conn: &mut DbConnection, term: &str) -> QueryResult<bool> {
 /// - SQLite reads them from the search indexes alone: for a term in 290,000
 ///   messages of 240,000 leads, 0.12 s against 0.26 s through `leads`.
 /// - PostgreSQL has to read each matching message from the heap, but does
-///   not look each lead up again (3.2 s through `leads`, 2.0 s so). With
-///   the default 4 MB of `work_mem` the bitmap of matching messages turns
-///   lossy and every row of 20,000 pages is tested again; 16 MB keeps it
-///   exact (1.5 s).
+///   not look each lead up again. With the default 4 MB of `work_mem` the
+///   bitmap of matching messages turns lossy and every row of 20,000 pages
+///   is tested again; 16 MB keeps it exact. Together: 3.45 s through
+///   `leads`, 1.27 s so, at 1 M leads (BENCHMARKS.md, seventh pass).
 fn count_from_search_indexes(conn: &mut DbConnection, search: &IndexedSearch) -> QueryResult<i64> {
     let query = diesel::sql_query(format!(
         "SELECT count(DISTINCT id) AS n FROM ({}) AS found",

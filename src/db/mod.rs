@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod reuse;
 pub mod schema;
+pub mod wal_writes;
 pub mod writer;
 
 pub use writer::Attempt;
@@ -140,7 +141,7 @@ impl r2d2::ManageConnection for ConnectionManager {
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         match &self.target {
             DatabaseTarget::Sqlite(path) => {
-                sqlite_multithread_mode();
+                sqlite_process_setup();
                 let mut conn = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // busy_timeout first: the other pragmas may need a lock that
@@ -195,13 +196,15 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// Switches SQLite from its default "serialized" threading mode to
-/// "multi-thread" before its first connection: the pool already hands each
-/// connection to one thread at a time, so SQLite's own per-call mutex (about
-/// 5 % of the writer's time) protects nothing. Too late once SQLite is
-/// initialised (a second pool in the same process); it then stays serialized,
-/// which is merely slower.
-fn sqlite_multithread_mode() {
+/// Process-wide SQLite set-up, once, before the first connection:
+/// - the "multi-thread" threading mode instead of the default "serialized":
+///   the pool already hands each connection to one thread at a time, so
+///   SQLite's own per-call mutex (about 5 % of the writer's time) protects
+///   nothing. Too late once SQLite is initialised (a second pool in the same
+///   process); it then stays serialized, which is merely slower;
+/// - write-ahead log writes handed to the kernel in one call per commit
+///   ([`wal_writes`]).
+fn sqlite_process_setup() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: sqlite3_config is called before any other SQLite function
@@ -212,6 +215,10 @@ fn sqlite_multithread_mode() {
             unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD) };
         if rc != libsqlite3_sys::SQLITE_OK {
             log::debug!("SQLite stays in serialized threading mode (sqlite3_config: {rc})");
+        }
+        let rc = wal_writes::register();
+        if rc != libsqlite3_sys::SQLITE_OK {
+            log::warn!("SQLite writes its log page by page (registering the VFS: {rc})");
         }
     });
 }

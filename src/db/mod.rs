@@ -7,6 +7,7 @@
 //! booleans and `RETURNING`, which the concrete backends both have.
 
 pub mod checkpoint;
+pub mod page_cache;
 pub mod reuse;
 pub mod schema;
 pub mod wal_writes;
@@ -202,6 +203,8 @@ impl r2d2::ManageConnection for ConnectionManager {
 ///   SQLite's own per-call mutex (about 5 % of the writer's time) protects
 ///   nothing. Too late once SQLite is initialised (a second pool in the same
 ///   process); it then stays serialized, which is merely slower;
+/// - the built-in page cache without its futile end-of-transaction scans
+///   ([`page_cache`]), under the same condition;
 /// - write-ahead log writes handed to the kernel in one call per commit
 ///   ([`wal_writes`]).
 fn sqlite_process_setup() {
@@ -215,6 +218,10 @@ fn sqlite_process_setup() {
             unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD) };
         if rc != libsqlite3_sys::SQLITE_OK {
             log::debug!("SQLite stays in serialized threading mode (sqlite3_config: {rc})");
+        }
+        let rc = page_cache::install();
+        if rc != libsqlite3_sys::SQLITE_OK {
+            log::debug!("SQLite keeps its page cache as it is (sqlite3_config: {rc})");
         }
         let rc = wal_writes::register();
         if rc != libsqlite3_sys::SQLITE_OK {

@@ -288,8 +288,8 @@ const BIG: u64 = 100_000;
 const MIB: u64 = 1024 * 1024;
 
 /// 100,000 leads of about 3 KB each go out as a CSV of over 250 MiB while
-/// the server's peak resident memory grows by a fraction of that; every lead
-/// comes once, in list order, across the 100 chunks.
+/// the server's peak resident memory grows by a fixed amount well under
+/// that; every lead comes once, in list order, across the 100 chunks.
 async fn streams_100k_leads_in_bounded_memory(backend: Backend) {
     let Some(db) = TestDb::create(backend) else {
         eprintln!("skipped: PostgreSQL not configured");
@@ -369,11 +369,18 @@ async fn streams_100k_leads_in_bounded_memory(backend: Backend) {
         growth / MIB
     );
     assert!(bytes > 250 * MIB, "{bytes} bytes");
+    // What may grow is fixed, not proportional to the export: SQLite's page
+    // cache of up to 32 MiB on each of the two pooled connections (the
+    // chunks go to whichever is free, and the checkpointer borrows one too)
+    // plus a chunk in flight and the allocator's slack. A server that held
+    // the export would grow by more than 250 MiB.
+    let bound = 2 * 32 * MIB + 32 * MIB;
     assert!(
-        growth < bytes / 4,
-        "resident memory grew by {} MiB during an export of {} MiB",
+        growth < bound,
+        "resident memory grew by {} MiB during an export of {} MiB (bound {} MiB)",
         growth / MIB,
-        bytes / MIB
+        bytes / MIB,
+        bound / MIB
     );
 }
 

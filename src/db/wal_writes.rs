@@ -2,9 +2,10 @@
 //! instead of two per page.
 //!
 //! SQLite appends each WAL frame as two `pwrite`s, the 24-byte frame header
-//! and then the page. Under full load that is 27 system calls per stored
-//! message and 15 % of the writer's time (`perf`, BENCHMARKS.md "Ninth
-//! pass"); the same bytes handed over in one call cost a third as much.
+//! and then the page. Under full load that was about 380 system calls per
+//! commit and 15 % of the writer's time (`strace`, `perf`, BENCHMARKS.md
+//! "Ninth pass"); the same bytes handed over in one call cost a third as
+//! much.
 //!
 //! A VFS of our own, registered as the process default by [`register`],
 //! wraps the platform's. Every file but a write-ahead log is opened as the

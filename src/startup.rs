@@ -8,12 +8,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer, ResponseError};
 
-use crate::config::{Config, ConfigError, DatabaseTarget, SqliteSynchronous};
+use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::conversations::{spawn_janitor, ConversationStore};
 use crate::db::{
     self,
     checkpoint::{Checkpointer, WalLength},
-    wal_sync::{self, WalSync},
     writer::Writer,
     Database,
 };
@@ -39,14 +38,6 @@ pub struct Application {
 /// Opens the database named by the configuration and applies migrations.
 /// Errors name `DATABASE_URL`, on one line, without the password.
 pub fn open_database(config: &Config) -> Result<db::DbPool, ConfigError> {
-    open_database_syncing(config, config.sqlite_synchronous)
-}
-
-/// [`open_database`] with SQLite connections that sync as `synchronous` says.
-fn open_database_syncing(
-    config: &Config,
-    synchronous: SqliteSynchronous,
-) -> Result<db::DbPool, ConfigError> {
     let fail = |what: &str, e: String| ConfigError {
         variable: "DATABASE_URL",
         message: format!(
@@ -57,7 +48,7 @@ fn open_database_syncing(
     };
     let pool = db::build_pool(
         &config.database,
-        synchronous,
+        config.sqlite_synchronous,
         config.pool_size,
         config.pool_timeout,
     )
@@ -74,20 +65,9 @@ impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port, as
     /// the tests do). The server starts serving when awaited.
     pub async fn build(config: Config) -> Result<Application, ConfigError> {
-        // `FULL` on SQLite: commits are synced by the writer's `WalSync`,
-        // beside the next batch, instead of inside each commit.
-        let sync_beside = matches!(
-            (&config.database, config.sqlite_synchronous),
-            (DatabaseTarget::Sqlite(_), SqliteSynchronous::Full)
-        );
-        let in_commit = if sync_beside {
-            SqliteSynchronous::Normal
-        } else {
-            config.sqlite_synchronous
-        };
         let pool = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || open_database_syncing(&config, in_commit))
+            tokio::task::spawn_blocking(move || open_database(&config))
                 .await
                 .map_err(|e| ConfigError {
                     variable: "DATABASE_URL",
@@ -110,22 +90,7 @@ impl Application {
             }
             DatabaseTarget::Postgres(_) => None,
         };
-        let sync = if sync_beside {
-            let fail = |e: String| ConfigError {
-                variable: "DATABASE_URL",
-                message: format!(
-                    "cannot sync the write-ahead log of {}: {e}",
-                    config.database
-                ),
-            };
-            let mut conn = pool.get().map_err(|e| fail(e.to_string()))?;
-            let log = wal_sync::log_of(&mut conn).map_err(|e| fail(e.to_string()))?;
-            Some(WalSync::start(log).map_err(|e| fail(e.to_string()))?)
-        } else {
-            None
-        };
-        let (writer, _writer_thread) =
-            Writer::start(pool.clone(), config.write_batch_max, wal, sync);
+        let (writer, _writer_thread) = Writer::start(pool.clone(), config.write_batch_max, wal);
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(
             conversations.clone(),

@@ -10,7 +10,6 @@ pub mod checkpoint;
 pub mod page_cache;
 pub mod reuse;
 pub mod schema;
-pub mod wal_sync;
 pub mod wal_writes;
 pub mod writer;
 

@@ -5,10 +5,8 @@
 //! writer thread takes whatever jobs are waiting (up to a batch limit), runs
 //! them in one transaction with a savepoint per job (none for a job alone
 //! in its batch), commits once and only then answers each caller. So:
-//! - an answer of `Ok` means the job's writes are committed and on disk (the
-//!   webhook's `200` promise). With a [`WalSync`], SQLite commits without
-//!   syncing and the answers wait on that thread's sync of the log, while
-//!   the writer goes on with the next batch;
+//! - an answer of `Ok` means the job's writes are committed (the webhook's
+//!   `200` promise);
 //! - a failing job rolls back to its own savepoint and cannot sink the others;
 //! - SQLite pays one fsync per batch rather than one per request, and never
 //!   sees two writers contend for its lock;
@@ -26,7 +24,6 @@ use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::WalLength;
-use super::wal_sync::WalSync;
 use super::{DbConnection, DbPool, Unavailable};
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("LEADHOOK" in ASCII).
@@ -107,18 +104,15 @@ impl Writer {
     /// dropped and the queue is drained; join the handle to wait for that.
     /// `wal` is given for SQLite: between batches the writer then lets the
     /// write-ahead log start over once it is long (see [`super::checkpoint`]).
-    /// `sync`, for SQLite connections that commit without syncing, makes
-    /// each committed batch durable before it is answered.
     pub fn start(
         pool: DbPool,
         max_batch: usize,
         wal: Option<WalLength>,
-        sync: Option<WalSync>,
     ) -> (Writer, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(max_batch.max(1) * 4);
         let handle = std::thread::Builder::new()
             .name("leadhook-writer".into())
-            .spawn(move || writer_loop(pool, receiver, max_batch.max(1), wal, sync))
+            .spawn(move || writer_loop(pool, receiver, max_batch.max(1), wal))
             .expect("spawning the writer thread");
         (Writer { queue }, handle)
     }
@@ -181,7 +175,6 @@ fn writer_loop(
     mut receiver: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     wal: Option<WalLength>,
-    sync: Option<WalSync>,
 ) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
@@ -191,10 +184,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let outcome = match sync.as_ref().and_then(WalSync::failure) {
-            Some(refused) => Err(refused),
-            None => run_batch(&pool, &mut batch),
-        };
+        let outcome = run_batch(&pool, &mut batch);
         if let Err(e) = &outcome {
             log::warn!("write batch of {} failed: {e}", batch.len());
             // Jobs that queued up while this batch waited out the database's
@@ -207,17 +197,8 @@ fn writer_loop(
             }
         }
         let committed = outcome.is_ok();
-        match &sync {
-            Some(sync) if committed => sync.after_sync(Box::new(move |synced| {
-                for job in batch {
-                    job.finish(synced.clone());
-                }
-            })),
-            _ => {
-                for job in batch {
-                    job.finish(outcome.clone());
-                }
-            }
+        for job in batch {
+            job.finish(outcome.clone());
         }
         // Checked before taking a connection: most batches leave the log short.
         if let (Some(wal), true) = (&wal, committed) {
@@ -226,8 +207,6 @@ fn writer_loop(
             }
         }
     }
-    // Dropping `sync` waits for the answers it still holds.
-    drop(sync);
     log::debug!("writer stopped");
 }
 
@@ -328,7 +307,7 @@ mod tests {
     /// A migrated database in `dir` and a writer on it.
     fn start(dir: &tempfile::TempDir, max_batch: usize) -> (DbPool, Writer, JoinHandle<()>) {
         let pool = test_pool(dir);
-        let (writer, thread) = Writer::start(pool.clone(), max_batch, None, None);
+        let (writer, thread) = Writer::start(pool.clone(), max_batch, None);
         (pool, writer, thread)
     }
 
@@ -483,45 +462,5 @@ mod tests {
         tokio::task::spawn_blocking(move || thread.join().unwrap())
             .await
             .unwrap();
-    }
-
-    /// With a log-syncing thread, a write is answered once its batch is
-    /// synced; a sync that fails refuses its batch's callers (although the
-    /// batch is committed) and every write after it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn answers_wait_for_the_log_sync_and_a_failed_sync_refuses_later_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = test_pool(&dir);
-        let log = super::super::wal_sync::log_of(&mut pool.get().unwrap()).unwrap();
-        let sync = WalSync::start(log).unwrap();
-        let (writer, thread) = Writer::start(pool.clone(), 16, None, Some(sync));
-        writer.write(record("synced")).await.unwrap();
-        assert_eq!(reasons(&pool), ["synced"]);
-        drop(writer);
-        tokio::task::spawn_blocking(move || thread.join().unwrap())
-            .await
-            .unwrap();
-
-        // A log whose path can no longer be opened stands in for a disk
-        // that reports an error.
-        let gone = dir.path().join("gone");
-        std::fs::create_dir(&gone).unwrap();
-        std::fs::write(gone.join("db-wal"), b"").unwrap();
-        let sync = WalSync::start(gone.join("db-wal")).unwrap();
-        std::fs::remove_dir_all(&gone).unwrap();
-        std::fs::write(&gone, b"").unwrap();
-        let (writer, _thread) = Writer::start(pool.clone(), 16, None, Some(sync));
-        assert!(matches!(
-            writer
-                .write(record("committed, not known to be durable"))
-                .await,
-            Err(TestError::Db)
-        ));
-        assert!(writer.write(record("refused")).await.is_err());
-        assert_eq!(
-            reasons(&pool),
-            ["synced", "committed, not known to be durable"],
-            "the write after the failed sync was not run"
-        );
     }
 }

@@ -286,6 +286,10 @@ fn memory_of(pid: u32) -> (u64, u64) {
 
 const BIG: u64 = 100_000;
 const MIB: u64 = 1024 * 1024;
+/// The export server's pooled connections; each has a page cache of its own.
+const POOL_SIZE: u64 = 2;
+/// The page cache of each SQLite connection (`cache_size` in `src/db/mod.rs`).
+const PAGE_CACHE: u64 = 32 * MIB;
 
 /// 100,000 leads of about 3 KB each go out as a CSV of over 250 MiB while
 /// the server's peak resident memory grows by a fixed amount well under
@@ -297,7 +301,8 @@ async fn streams_100k_leads_in_bounded_memory(backend: Backend) {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let mut vars = SECRETS.to_vec();
-    vars.push(("DATABASE_POOL_SIZE", "2"));
+    let pool_size = POOL_SIZE.to_string();
+    vars.push(("DATABASE_POOL_SIZE", &pool_size));
     let server = Server::start(dir.path(), db.url(), &vars, "export").await;
     // Commas and quotes in every message: each row needs quoting.
     let filler = "evening classes, \"weekend\" too? ".repeat(45);
@@ -369,12 +374,12 @@ async fn streams_100k_leads_in_bounded_memory(backend: Backend) {
         growth / MIB
     );
     assert!(bytes > 250 * MIB, "{bytes} bytes");
-    // What may grow is fixed, not proportional to the export: SQLite's page
-    // cache of up to 32 MiB on each of the two pooled connections (the
-    // chunks go to whichever is free, and the checkpointer borrows one too)
-    // plus a chunk in flight and the allocator's slack. A server that held
-    // the export would grow by more than 250 MiB.
-    let bound = 2 * 32 * MIB + 32 * MIB;
+    // What may grow is fixed, not proportional to the export: the page cache
+    // of every pooled connection (the chunks go to whichever is free, and
+    // the checkpointer borrows one too) plus a chunk in flight and the
+    // allocator's slack. A server that held the export would grow by more
+    // than 250 MiB.
+    let bound = POOL_SIZE * PAGE_CACHE + 32 * MIB;
     assert!(
         growth < bound,
         "resident memory grew by {} MiB during an export of {} MiB (bound {} MiB)",

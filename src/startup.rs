@@ -35,9 +35,29 @@ pub struct Application {
     server: Server,
 }
 
-/// Opens the database named by the configuration and applies migrations.
-/// Errors name `DATABASE_URL`, on one line, without the password.
-pub fn open_database(config: &Config) -> Result<db::DbPool, ConfigError> {
+/// The database as the server uses it.
+pub struct OpenDatabase {
+    /// For reads. On SQLite its connections have the message search index
+    /// attached ([`db::search_index`]).
+    pub reads: db::DbPool,
+    /// For the writer and the WAL checkpoints. On SQLite without the search
+    /// index, whose lock a writing connection would otherwise take; on
+    /// PostgreSQL the same pool as `reads`.
+    pub writes: db::DbPool,
+    /// SQLite's message search index, up to date with the migrated database
+    /// up to what it had indexed before; [`db::search_index::SearchIndex::spawn`]
+    /// keeps it so.
+    pub search: Option<db::search_index::SearchIndex>,
+}
+
+/// Connections of the SQLite writing pool: the writer's, the background
+/// checkpoint's, and one to spare.
+const SQLITE_WRITE_CONNECTIONS: u32 = 3;
+
+/// Opens the database named by the configuration, applies migrations and,
+/// for SQLite, opens its search index. Errors name `DATABASE_URL`, on one
+/// line, without the password.
+pub fn open_database(config: &Config) -> Result<OpenDatabase, ConfigError> {
     let fail = |what: &str, e: String| ConfigError {
         variable: "DATABASE_URL",
         message: format!(
@@ -46,26 +66,60 @@ pub fn open_database(config: &Config) -> Result<db::DbPool, ConfigError> {
             e.split_whitespace().collect::<Vec<_>>().join(" ")
         ),
     };
-    let pool = db::build_pool(
-        &config.database,
-        config.sqlite_synchronous,
-        config.pool_size,
-        config.pool_timeout,
-    )
-    .map_err(|e| fail("cannot open", e))?;
-    let mut conn = pool.get().map_err(|e| fail("cannot open", e.to_string()))?;
+    let pool = |size: u32, attach_search: bool| {
+        db::build_pool(
+            &config.database,
+            config.sqlite_synchronous,
+            size,
+            config.pool_timeout,
+            attach_search,
+        )
+        .map_err(|e| fail("cannot open", e))
+    };
+    let sqlite = match &config.database {
+        DatabaseTarget::Sqlite(path) => Some(path),
+        DatabaseTarget::Postgres(_) => None,
+    };
+    let writes = pool(
+        match sqlite {
+            Some(_) => SQLITE_WRITE_CONNECTIONS,
+            None => config.pool_size,
+        },
+        false,
+    )?;
+    let mut conn = writes
+        .get()
+        .map_err(|e| fail("cannot open", e.to_string()))?;
     let applied = db::run_migrations(&mut conn).map_err(|e| fail("cannot migrate", e))?;
+    drop(conn);
     if applied > 0 {
         log::info!("applied {applied} migration(s) to {}", config.database);
     }
-    Ok(pool)
+    let Some(path) = sqlite else {
+        return Ok(OpenDatabase {
+            reads: writes.clone(),
+            writes,
+            search: None,
+        });
+    };
+    let search = db::search_index::SearchIndex::open(path, config.pool_timeout)
+        .map_err(|e| fail("cannot open the search index of", e))?;
+    Ok(OpenDatabase {
+        reads: pool(config.pool_size, true)?,
+        writes,
+        search: Some(search),
+    })
 }
 
 impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port, as
     /// the tests do). The server starts serving when awaited.
     pub async fn build(config: Config) -> Result<Application, ConfigError> {
-        let pool = {
+        let OpenDatabase {
+            reads,
+            writes,
+            search,
+        } = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || open_database(&config))
                 .await
@@ -85,12 +139,14 @@ impl Application {
                     every: CHECKPOINT_EVERY,
                     length: length.clone(),
                 }
-                .spawn(pool.clone());
+                .spawn(writes.clone());
                 Some(length)
             }
             DatabaseTarget::Postgres(_) => None,
         };
-        let (writer, _writer_thread) = Writer::start(pool.clone(), config.write_batch_max, wal);
+        // The index thread stops once the writer, which holds its nudge, has.
+        let nudge = search.map(|index| index.spawn().0);
+        let (writer, _writer_thread) = Writer::start(writes, config.write_batch_max, wal, nudge);
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(
             conversations.clone(),
@@ -112,7 +168,10 @@ impl Application {
             config.database.backend_name()
         );
 
-        let db = Database { pool, writer };
+        let db = Database {
+            pool: reads,
+            writer,
+        };
         let workers = config.workers;
         let grace = config.shutdown_grace;
         let request_timeout = config.request_timeout;

@@ -158,7 +158,9 @@ fn passive_checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<Checkpoint
             "a WAL checkpoint needs SQLite".into(),
         ));
     };
-    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)
+    // `main.`: a reading connection also has the search index attached, and
+    // this is about the database's own log.
+    diesel::sql_query("PRAGMA main.wal_checkpoint(PASSIVE)").get_result(c)
 }
 
 #[cfg(test)]

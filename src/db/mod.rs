@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod page_cache;
 pub mod reuse;
 pub mod schema;
+pub mod search_index;
 pub mod wal_writes;
 pub mod writer;
 
@@ -119,6 +120,10 @@ pub struct ConnectionManager {
     /// How long SQLite waits for a lock before giving up: the same bound as
     /// the pool's, so a locked database answers `503` in bounded time.
     busy_timeout: Duration,
+    /// SQLite: attach the message search index ([`search_index`]). For
+    /// reading connections only: a connection that writes with the index
+    /// attached would take its lock too.
+    attach_search: bool,
 }
 
 impl ConnectionManager {
@@ -126,11 +131,13 @@ impl ConnectionManager {
         target: DatabaseTarget,
         synchronous: SqliteSynchronous,
         busy_timeout: Duration,
+        attach_search: bool,
     ) -> Self {
         Self {
             target,
             synchronous,
             busy_timeout,
+            attach_search,
         }
     }
 }
@@ -166,6 +173,14 @@ impl r2d2::ManageConnection for ConnectionManager {
                 );
                 conn.batch_execute(&pragmas)
                     .map_err(diesel::r2d2::Error::QueryError)?;
+                if self.attach_search {
+                    conn.batch_execute(&format!(
+                        "ATTACH DATABASE {} AS {};",
+                        search_index::quoted(&search_index::path_for(path)),
+                        search_index::SCHEMA
+                    ))
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                }
                 Ok(DbConnection::Sqlite(conn))
             }
             DatabaseTarget::Postgres(url) => {
@@ -207,7 +222,7 @@ impl r2d2::ManageConnection for ConnectionManager {
 ///   ([`page_cache`]), under the same condition;
 /// - write-ahead log writes handed to the kernel in one call per commit
 ///   ([`wal_writes`]).
-fn sqlite_process_setup() {
+pub(crate) fn sqlite_process_setup() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: sqlite3_config is called before any other SQLite function
@@ -231,30 +246,51 @@ fn sqlite_process_setup() {
 }
 
 /// A migrated SQLite database in `dir`, for the unit tests of modules that
-/// write.
+/// write; its connections have the message search index attached, which
+/// [`test_search_catch_up`] brings up to date.
 #[cfg(test)]
 pub fn test_pool(dir: &tempfile::TempDir) -> DbPool {
-    let target = DatabaseTarget::Sqlite(dir.path().join("test.db").display().to_string());
+    let path = test_database(dir);
+    let target = DatabaseTarget::Sqlite(path.clone());
     let pool = build_pool(
         &target,
         crate::config::SqliteSynchronous::Normal,
         3,
         std::time::Duration::from_secs(5),
+        true,
     )
     .expect("a SQLite pool");
     run_migrations(&mut pool.get().expect("a connection")).expect("migrations");
+    search_index::SearchIndex::open(&path, Duration::from_secs(5)).expect("a search index");
     pool
+}
+
+#[cfg(test)]
+fn test_database(dir: &tempfile::TempDir) -> String {
+    dir.path().join("test.db").display().to_string()
+}
+
+/// Indexes what the unit test wrote to the database of [`test_pool`], as the
+/// server's index thread would.
+#[cfg(test)]
+pub fn test_search_catch_up(dir: &tempfile::TempDir) {
+    search_index::SearchIndex::open(&test_database(dir), Duration::from_secs(5))
+        .and_then(|mut index| index.catch_up().map_err(|e| e.to_string()))
+        .expect("the search index caught up");
 }
 
 /// Builds the pool. The first connection is opened eagerly so that a wrong
 /// `DATABASE_URL` stops startup instead of failing the first webhook.
+/// `attach_search` gives SQLite connections the message search index, for
+/// a pool of reads ([`search_index`]).
 pub fn build_pool(
     target: &DatabaseTarget,
     synchronous: SqliteSynchronous,
     size: u32,
     timeout: Duration,
+    attach_search: bool,
 ) -> Result<DbPool, String> {
-    let manager = ConnectionManager::new(target.clone(), synchronous, timeout);
+    let manager = ConnectionManager::new(target.clone(), synchronous, timeout, attach_search);
     // Connect once by hand first: r2d2 would only report a timeout, the
     // driver's own message says what is wrong.
     r2d2::ManageConnection::connect(&manager).map_err(|e| e.to_string())?;

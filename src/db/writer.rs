@@ -24,6 +24,7 @@ use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::WalLength;
+use super::search_index::Nudge;
 use super::{DbConnection, DbPool, Unavailable};
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("LEADHOOK" in ASCII).
@@ -104,15 +105,18 @@ impl Writer {
     /// dropped and the queue is drained; join the handle to wait for that.
     /// `wal` is given for SQLite: between batches the writer then lets the
     /// write-ahead log start over once it is long (see [`super::checkpoint`]).
+    /// `search` too: the writer wakes the search index thread after each
+    /// commit (see [`super::search_index`]).
     pub fn start(
         pool: DbPool,
         max_batch: usize,
         wal: Option<WalLength>,
+        search: Option<Nudge>,
     ) -> (Writer, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(max_batch.max(1) * 4);
         let handle = std::thread::Builder::new()
             .name("leadhook-writer".into())
-            .spawn(move || writer_loop(pool, receiver, max_batch.max(1), wal))
+            .spawn(move || writer_loop(pool, receiver, max_batch.max(1), wal, search))
             .expect("spawning the writer thread");
         (Writer { queue }, handle)
     }
@@ -175,6 +179,7 @@ fn writer_loop(
     mut receiver: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     wal: Option<WalLength>,
+    search: Option<Nudge>,
 ) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
@@ -199,6 +204,9 @@ fn writer_loop(
         let committed = outcome.is_ok();
         for job in batch {
             job.finish(outcome.clone());
+        }
+        if let (Some(search), true) = (&search, committed) {
+            search.wake();
         }
         // Checked before taking a connection: most batches leave the log short.
         if let (Some(wal), true) = (&wal, committed) {
@@ -307,7 +315,7 @@ mod tests {
     /// A migrated database in `dir` and a writer on it.
     fn start(dir: &tempfile::TempDir, max_batch: usize) -> (DbPool, Writer, JoinHandle<()>) {
         let pool = test_pool(dir);
-        let (writer, thread) = Writer::start(pool.clone(), max_batch, None);
+        let (writer, thread) = Writer::start(pool.clone(), max_batch, None, None);
         (pool, writer, thread)
     }
 

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
 use crate::db::schema::{lead_counters, lead_notes, lead_tags, leads, messages};
-use crate::db::DbConnection;
+use crate::db::{search_index, DbConnection};
 use crate::leads::pipeline::{Priority, Status, Vocabulary};
 use crate::leads::Lead;
 use crate::with_conn;
@@ -421,6 +421,11 @@ pub fn list(
     // so it serves exports too), or when the count finds it in a large share
     // of the leads (both databases).
     let search = filter.q.as_deref().map(|q| Search::for_backend(conn, q));
+    if let (Some(Search::Indexed(_)), DbConnection::Sqlite(c)) = (&search, &mut *conn) {
+        // SQLite's message index is kept beside the writer: find what was
+        // committed before this request, as a search always has.
+        search_index::wait_until_current(c, search_index::CATCH_UP_WAIT)?;
+    }
     let scan = filter.q.as_deref().map(|q| Search::Scan(like_pattern(q)));
     let probed_broad = match &search {
         Some(Search::Indexed(s)) => matches_broadly(conn, &s.term)?,
@@ -675,6 +680,7 @@ mod tests {
         let pool = crate::db::test_pool(&dir);
         let conn: &mut DbConnection = &mut pool.get().expect("a connection");
         leads_with_messages(conn);
+        crate::db::test_search_catch_up(&dir);
         assert!(matches_broadly(conn, "\"course\"").expect("probed"));
         assert!(!matches_broadly(conn, "\"syllabus\"").expect("probed"));
 
@@ -718,6 +724,7 @@ mod tests {
             with_total: true,
         };
         let found = |conn: &mut DbConnection, q: &str| {
+            crate::db::test_search_catch_up(&dir);
             let filter = LeadFilter {
                 q: Some(q.into()),
                 ..LeadFilter::default()
@@ -736,6 +743,7 @@ mod tests {
             ids
         };
         let search_rows = |conn: &mut DbConnection| -> i64 {
+            crate::db::test_search_catch_up(&dir);
             let DbConnection::Sqlite(c) = conn else {
                 unreachable!("the unit-test database is SQLite")
             };

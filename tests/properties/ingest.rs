@@ -433,6 +433,7 @@ fn fresh_database() -> (tempfile::TempDir, DbPool) {
         SqliteSynchronous::Normal,
         2,
         Duration::from_secs(5),
+        false,
     )
     .expect("pool");
     run_migrations(&mut pool.get().expect("connection")).expect("migrations");

@@ -1,5 +1,7 @@
 //! Finding leads: every filter and sort of the list, `q` over notes, and
-//! keyset paging in every sort, also while webhooks keep arriving.
+//! keyset paging in every sort, also while webhooks keep arriving; a search
+//! finds what was answered before it, and SQLite's search index is rebuilt
+//! when lost.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{json_with_status, TestApp};
+use crate::helpers::{json_with_status, Backend, TestApp};
 use crate::payloads::{text_from, webhook, Msg, Sender, T0};
 use crate::staff::{ids_of, leads_from, note, patched};
 
@@ -483,7 +485,80 @@ async fn a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total(app: 
     assert_eq!(rare["total"], 100);
 }
 
+/// A search finds every message answered `200` before it began, while other
+/// webhooks keep arriving. (SQLite's message index is kept by a thread beside
+/// the writer; a search waits for it to catch up.)
+async fn a_search_finds_each_message_answered_before_it(app: TestApp) {
+    let app = &app;
+    let others = async {
+        for i in 0..300 {
+            let body = text_from(
+                &format!("1555771{i:04}"),
+                &format!("wamid.F{i}"),
+                T0 + i,
+                "filler words",
+            );
+            assert_eq!(app.post_webhook(&body).await.status(), 200);
+        }
+    };
+    let searched = async {
+        for i in 0..40 {
+            let phone = format!("1555772{i:04}");
+            let word = format!("zq{i}kx");
+            let body = text_from(
+                &phone,
+                &format!("wamid.S{i}"),
+                T0 + i,
+                &format!("about {word} please"),
+            );
+            assert_eq!(app.post_webhook(&body).await.status(), 200);
+            let page = app.admin_json(&format!("/api/admin/leads?q={word}")).await;
+            assert_eq!(page["total"], 1, "q={word}: {page}");
+            assert_eq!(page["items"][0]["phone_number"], phone.as_str(), "q={word}");
+        }
+    };
+    tokio::join!(others, searched);
+    let page = app.admin_json("/api/admin/leads?q=filler&limit=1").await;
+    assert_eq!(page["total"], 300);
+}
+
+/// SQLite's search index is derived data in a file beside the database: when
+/// it is lost, the server builds it again from the messages at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_sqlite_search_index_is_built_again_at_start() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite");
+    for i in 0..3 {
+        let body = text_from(
+            &format!("155577300{i}"),
+            &format!("wamid.L{i}"),
+            T0 + i,
+            "lost and found",
+        );
+        assert_eq!(app.post_webhook(&body).await.status(), 200);
+    }
+    assert_eq!(app.admin_json("/api/admin/leads?q=found").await["total"], 3);
+    let database = app.database_url();
+    let index = format!("{database}-search");
+    assert!(
+        std::path::Path::new(&index).exists(),
+        "the index lives in {index}"
+    );
+    let app = app
+        .restart_after(|| {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{index}{suffix}"));
+            }
+        })
+        .await;
+    let page = app.admin_json("/api/admin/leads?q=found").await;
+    assert_eq!(page["total"], 3, "{page}");
+    let body = text_from("1555773009", "wamid.L9", T0 + 9, "found again");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    assert_eq!(app.admin_json("/api/admin/leads?q=found").await["total"], 4);
+}
+
 crate::on_both_databases!(
+    a_search_finds_each_message_answered_before_it,
     a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total,
     filters_by_status_priority_tag_and_assignee,
     filters_by_time_ranges_and_due_follow_ups,

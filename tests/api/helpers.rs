@@ -171,8 +171,14 @@ impl TestApp {
     }
 
     /// Stops the server (gracefully) and starts a new one on the same database.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_after(|| {}).await
+    }
+
+    /// Like [`TestApp::restart`], doing `between` while no server runs.
+    pub async fn restart_after(mut self, between: impl FnOnce()) -> TestApp {
         self.handle.stop(true).await;
+        between();
         let (address, handle) = start(&self.vars).await;
         self.address = address;
         self.handle = handle;

@@ -44,9 +44,9 @@ pub struct OpenDatabase {
     /// index, whose lock a writing connection would otherwise take; on
     /// PostgreSQL the same pool as `reads`.
     pub writes: db::DbPool,
-    /// SQLite's message search index, up to date with the migrated database
-    /// up to what it had indexed before; [`db::search_index::SearchIndex::spawn`]
-    /// keeps it so.
+    /// SQLite's message search index, opened; once spawned
+    /// ([`db::search_index::SearchIndex::spawn`]) it catches up with the
+    /// database and keeps up.
     pub search: Option<db::search_index::SearchIndex>,
 }
 

@@ -265,8 +265,9 @@ pub fn test_pool(dir: &tempfile::TempDir) -> DbPool {
     pool
 }
 
+/// The file of [`test_pool`]'s database in `dir`.
 #[cfg(test)]
-fn test_database(dir: &tempfile::TempDir) -> String {
+pub fn test_database(dir: &tempfile::TempDir) -> String {
     dir.path().join("test.db").display().to_string()
 }
 

@@ -202,8 +202,7 @@ impl SearchIndex {
     }
 
     fn progress(&mut self) -> QueryResult<Progress> {
-        diesel::sql_query("SELECT messages, changes FROM main.search_progress WHERE id = 1")
-            .get_result(&mut self.conn)
+        progress_in(&mut self.conn, "main")
     }
 
     /// One pass: applies every change noted since the last pass, then
@@ -217,9 +216,7 @@ impl SearchIndex {
         // A deferred transaction: it takes the write lock of the index file
         // only, and reads the database in one snapshot from its first read.
         self.conn.transaction(|c| {
-            let done: Progress =
-                diesel::sql_query("SELECT messages, changes FROM main.search_progress WHERE id = 1")
-                    .get_result(c)?;
+            let done = progress_in(c, "main")?;
             let changes: Vec<Change> = diesel::sql_query(
                 "SELECT id, message_id, old_lead_id FROM db.search_changes WHERE id > ? ORDER BY id",
             )
@@ -351,6 +348,15 @@ impl Nudge {
     }
 }
 
+/// How far the index file attached as `schema` has got (`main` on the index's
+/// own connection).
+fn progress_in(conn: &mut SqliteConnection, schema: &str) -> QueryResult<Progress> {
+    diesel::sql_query(format!(
+        "SELECT messages, changes FROM {schema}.search_progress WHERE id = 1"
+    ))
+    .get_result(conn)
+}
+
 /// The last message id and change id committed to the database attached as
 /// `schema` (`main` on a reading connection).
 fn latest_in_database(conn: &mut SqliteConnection, schema: &str) -> QueryResult<Progress> {
@@ -370,10 +376,7 @@ pub fn wait_until_current(conn: &mut SqliteConnection, wait: Duration) -> QueryR
     let target = latest_in_database(conn, "main")?;
     let began = Instant::now();
     loop {
-        let done: Progress = diesel::sql_query(format!(
-            "SELECT messages, changes FROM {SCHEMA}.search_progress WHERE id = 1"
-        ))
-        .get_result(conn)?;
+        let done = progress_in(conn, SCHEMA)?;
         if done.covers(&target) {
             return Ok(true);
         }
@@ -391,7 +394,7 @@ pub fn wait_until_current(conn: &mut SqliteConnection, wait: Duration) -> QueryR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{test_pool, DbConnection, DbPool};
+    use crate::db::{test_database, test_pool, DbConnection, DbPool};
 
     #[derive(QueryableByName, PartialEq, Eq, Debug, PartialOrd, Ord)]
     struct Row {
@@ -399,20 +402,36 @@ mod tests {
         id: i64,
     }
 
-    fn execute(pool: &DbPool, sql: &str) {
+    /// Runs `work` on a pooled connection of the unit-test database.
+    fn with_sqlite<T>(pool: &DbPool, work: impl FnOnce(&mut SqliteConnection) -> T) -> T {
         let mut conn = pool.get().expect("a connection");
         let DbConnection::Sqlite(c) = &mut *conn else {
             unreachable!("the unit-test database is SQLite")
         };
-        c.batch_execute(sql).expect("statements run");
+        work(c)
+    }
+
+    fn execute(pool: &DbPool, sql: &str) {
+        with_sqlite(pool, |c| c.batch_execute(sql).expect("statements run"));
+    }
+
+    /// Leads 1 to `n`, to hang messages on.
+    fn leads(pool: &DbPool, n: i64) {
+        execute(
+            pool,
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+                 INSERT INTO leads (id, phone_number, first_message, first_message_time, last_message,
+                                    last_message_time, message_count, created_at, updated_at)
+                 SELECT i, '155500' || i, 'x', '2026-01-01 00:00:00', 'x', '2026-01-01 00:00:00', 1,
+                        '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM n;"
+            ),
+        );
     }
 
     fn ids(pool: &DbPool, sql: &str) -> Vec<i64> {
-        let mut conn = pool.get().expect("a connection");
-        let DbConnection::Sqlite(c) = &mut *conn else {
-            unreachable!("the unit-test database is SQLite")
-        };
-        let mut rows: Vec<Row> = diesel::sql_query(sql).load(c).expect("a query");
+        let mut rows: Vec<Row> =
+            with_sqlite(pool, |c| diesel::sql_query(sql).load(c).expect("a query"));
         rows.sort();
         rows.into_iter().map(|r| r.id).collect()
     }
@@ -427,10 +446,6 @@ mod tests {
         let indexed = ids(pool, "SELECT rowid AS id FROM messages_search");
         assert_eq!(indexed, expected, "after step {step}");
         // Bodies are unique words: each is found under its message alone.
-        let mut conn = pool.get().expect("a connection");
-        let DbConnection::Sqlite(c) = &mut *conn else {
-            unreachable!()
-        };
         #[derive(QueryableByName)]
         struct Body {
             #[diesel(sql_type = BigInt)]
@@ -438,20 +453,22 @@ mod tests {
             #[diesel(sql_type = diesel::sql_types::Text)]
             body: String,
         }
-        let bodies: Vec<Body> = diesel::sql_query(
-            "SELECT (id << 32) | lead_id AS id, body FROM messages WHERE lead_id IS NOT NULL",
-        )
-        .load(c)
-        .unwrap();
-        for b in bodies {
-            let found: Vec<Row> = diesel::sql_query(
-                "SELECT rowid AS id FROM messages_search WHERE messages_search MATCH ?",
+        with_sqlite(pool, |c| {
+            let bodies: Vec<Body> = diesel::sql_query(
+                "SELECT (id << 32) | lead_id AS id, body FROM messages WHERE lead_id IS NOT NULL",
             )
-            .bind::<diesel::sql_types::Text, _>(format!("\"{}\"", b.body))
             .load(c)
             .unwrap();
-            assert_eq!(found, [Row { id: b.id }], "'{}' after step {step}", b.body);
-        }
+            for b in bodies {
+                let found: Vec<Row> = diesel::sql_query(
+                    "SELECT rowid AS id FROM messages_search WHERE messages_search MATCH ?",
+                )
+                .bind::<diesel::sql_types::Text, _>(format!("\"{}\"", b.body))
+                .load(c)
+                .unwrap();
+                assert_eq!(found, [Row { id: b.id }], "'{}' after step {step}", b.body);
+            }
+        });
     }
 
     /// Inserts, merges (a message moving from lead to lead, several times
@@ -462,15 +479,8 @@ mod tests {
     fn the_index_follows_every_kind_of_change() {
         let dir = tempfile::tempdir().unwrap();
         let pool = test_pool(&dir);
-        let database = dir.path().join("test.db").display().to_string();
-        execute(
-            &pool,
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6)
-             INSERT INTO leads (id, phone_number, first_message, first_message_time, last_message,
-                                last_message_time, message_count, created_at, updated_at)
-             SELECT i, '155500' || i, 'x', '2026-01-01 00:00:00', 'x', '2026-01-01 00:00:00', 1,
-                    '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM n;",
-        );
+        let database = test_database(&dir);
+        leads(&pool, 6);
         let mut index = SearchIndex::open(&database, Duration::from_secs(5)).unwrap();
         let mut state: u64 = 0x2545_F491_4F6C_DD1D;
         let mut next = |n: u64| {
@@ -524,22 +534,17 @@ mod tests {
     fn a_search_waits_for_the_index_and_a_reopened_index_goes_on_where_it_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let pool = test_pool(&dir);
-        let database = dir.path().join("test.db").display().to_string();
+        let database = test_database(&dir);
+        leads(&pool, 1);
         execute(
             &pool,
-            "INSERT INTO leads (id, phone_number, first_message, first_message_time, last_message,
-                                last_message_time, message_count, created_at, updated_at)
-             VALUES (1, '1555001', 'x', '2026-01-01 00:00:00', 'x', '2026-01-01 00:00:00', 1,
-                     '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-             INSERT INTO messages (wamid, lead_id, message_type, body, wa_timestamp, received_at)
+            "INSERT INTO messages (wamid, lead_id, message_type, body, wa_timestamp, received_at)
              VALUES ('wamid.a', 1, 'text', 'first words', '2026-01-01 00:00:00', '2026-01-01 00:00:00');",
         );
         let behind = |pool: &DbPool| {
-            let mut conn = pool.get().unwrap();
-            let DbConnection::Sqlite(c) = &mut *conn else {
-                unreachable!()
-            };
-            !wait_until_current(c, Duration::from_millis(20)).unwrap()
+            with_sqlite(pool, |c| {
+                !wait_until_current(c, Duration::from_millis(20)).unwrap()
+            })
         };
         assert!(behind(&pool), "nothing is indexed yet");
 
@@ -547,13 +552,9 @@ mod tests {
         let index = SearchIndex::open(&database, Duration::from_secs(5)).unwrap();
         let (nudge, thread) = index.spawn();
         nudge.wake();
-        {
-            let mut conn = pool.get().unwrap();
-            let DbConnection::Sqlite(c) = &mut *conn else {
-                unreachable!()
-            };
-            assert!(wait_until_current(c, Duration::from_secs(10)).unwrap());
-        }
+        with_sqlite(&pool, |c| {
+            assert!(wait_until_current(c, Duration::from_secs(10)).unwrap())
+        });
         execute(
             &pool,
             "UPDATE messages SET body = 'second words' WHERE wamid = 'wamid.a';",

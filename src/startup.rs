@@ -37,14 +37,14 @@ pub struct Application {
 
 /// The database as the server uses it.
 pub struct OpenDatabase {
-    /// For reads. On SQLite its connections have the message search index
+    /// For reads. On SQLite its connections have the search indexes
     /// attached ([`db::search_index`]).
     pub reads: db::DbPool,
     /// For the writer and the WAL checkpoints. On SQLite without the search
     /// index, whose lock a writing connection would otherwise take; on
     /// PostgreSQL the same pool as `reads`.
     pub writes: db::DbPool,
-    /// SQLite's message search index, opened; once spawned
+    /// SQLite's search indexes, opened; once spawned
     /// ([`db::search_index::SearchIndex::spawn`]) it catches up with the
     /// database and keeps up.
     pub search: Option<db::search_index::SearchIndex>,

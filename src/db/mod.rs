@@ -120,7 +120,7 @@ pub struct ConnectionManager {
     /// How long SQLite waits for a lock before giving up: the same bound as
     /// the pool's, so a locked database answers `503` in bounded time.
     busy_timeout: Duration,
-    /// SQLite: attach the message search index ([`search_index`]). For
+    /// SQLite: attach the search indexes ([`search_index`]). For
     /// reading connections only: a connection that writes with the index
     /// attached would take its lock too.
     attach_search: bool,
@@ -246,7 +246,7 @@ pub(crate) fn sqlite_process_setup() {
 }
 
 /// A migrated SQLite database in `dir`, for the unit tests of modules that
-/// write; its connections have the message search index attached, which
+/// write; its connections have the search indexes attached, which
 /// [`test_search_catch_up`] brings up to date.
 #[cfg(test)]
 pub fn test_pool(dir: &tempfile::TempDir) -> DbPool {
@@ -282,7 +282,7 @@ pub fn test_search_catch_up(dir: &tempfile::TempDir) {
 
 /// Builds the pool. The first connection is opened eagerly so that a wrong
 /// `DATABASE_URL` stops startup instead of failing the first webhook.
-/// `attach_search` gives SQLite connections the message search index, for
+/// `attach_search` gives SQLite connections the search indexes, for
 /// a pool of reads ([`search_index`]).
 pub fn build_pool(
     target: &DatabaseTarget,

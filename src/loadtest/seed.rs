@@ -597,12 +597,13 @@ fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         // The server's index thread would do it at its start; done here, the
         // seeded database is ready to benchmark searches on.
         let indexing = Instant::now();
-        let messages = index
+        let indexed = index
             .catch_up()
-            .context("building the message search index failed")?;
+            .context("building the search indexes failed")?;
         println!(
-            "  indexed {} messages for search in {:.1} s",
-            thousands(messages as u64),
+            "  indexed {} leads and {} messages for search in {:.1} s",
+            thousands(indexed.leads as u64),
+            thousands(indexed.messages as u64),
             indexing.elapsed().as_secs_f64()
         );
     }

@@ -485,10 +485,10 @@ async fn a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total(app: 
     assert_eq!(rare["total"], 100);
 }
 
-/// A search finds every message answered `200` before it began, while other
-/// webhooks keep arriving. (SQLite's message index is kept by a thread beside
-/// the writer; a search waits for it to catch up.)
-async fn a_search_finds_each_message_answered_before_it(app: TestApp) {
+/// A search finds every message answered `200` before it began, and the lead
+/// it created, while other webhooks keep arriving. (SQLite's search indexes
+/// are kept by a thread beside the writer; a search waits for it to catch up.)
+async fn a_search_finds_each_message_and_lead_answered_before_it(app: TestApp) {
     let app = &app;
     let others = async {
         for i in 0..300 {
@@ -515,6 +515,14 @@ async fn a_search_finds_each_message_answered_before_it(app: TestApp) {
             let page = app.admin_json(&format!("/api/admin/leads?q={word}")).await;
             assert_eq!(page["total"], 1, "q={word}: {page}");
             assert_eq!(page["items"][0]["phone_number"], phone.as_str(), "q={word}");
+            // The lead the message created, by its number alone.
+            let page = app.admin_json(&format!("/api/admin/leads?q={phone}")).await;
+            assert_eq!(page["total"], 1, "q={phone}: {page}");
+            assert_eq!(
+                page["items"][0]["phone_number"],
+                phone.as_str(),
+                "q={phone}"
+            );
         }
     };
     tokio::join!(others, searched);
@@ -537,6 +545,10 @@ async fn a_lost_sqlite_search_index_is_built_again_at_start() {
         assert_eq!(app.post_webhook(&body).await.status(), 200);
     }
     assert_eq!(app.admin_json("/api/admin/leads?q=found").await["total"], 3);
+    assert_eq!(
+        app.admin_json("/api/admin/leads?q=1555773001").await["total"],
+        1
+    );
     let database = app.database_url();
     let index = format!("{database}-search");
     assert!(
@@ -552,13 +564,15 @@ async fn a_lost_sqlite_search_index_is_built_again_at_start() {
         .await;
     let page = app.admin_json("/api/admin/leads?q=found").await;
     assert_eq!(page["total"], 3, "{page}");
+    let page = app.admin_json("/api/admin/leads?q=1555773001").await;
+    assert_eq!(page["total"], 1, "the leads are indexed again too: {page}");
     let body = text_from("1555773009", "wamid.L9", T0 + 9, "found again");
     assert_eq!(app.post_webhook(&body).await.status(), 200);
     assert_eq!(app.admin_json("/api/admin/leads?q=found").await["total"], 4);
 }
 
 crate::on_both_databases!(
-    a_search_finds_each_message_answered_before_it,
+    a_search_finds_each_message_and_lead_answered_before_it,
     a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total,
     filters_by_status_priority_tag_and_assignee,
     filters_by_time_ranges_and_due_follow_ups,

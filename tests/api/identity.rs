@@ -212,6 +212,12 @@ async fn phone_lead_and_bsuid_lead_merge_when_a_message_shows_both(app: TestApp)
     let found = app.admin_json("/api/admin/leads?q=bsuid-era").await;
     assert_eq!(found["total"], 1, "{found:#}");
     assert_eq!(found["items"][0]["id"], older_id, "{found:#}");
+    // So are its username and BSUID: found once, on the surviving lead.
+    for q in ["newname", BSUID] {
+        let found = app.admin_json(&format!("/api/admin/leads?q={q}")).await;
+        assert_eq!(found["total"], 1, "q={q}: {found:#}");
+        assert_eq!(found["items"][0]["id"], older_id, "q={q}: {found:#}");
+    }
 }
 
 async fn merge_keeps_conversion_and_student_link(app: TestApp) {

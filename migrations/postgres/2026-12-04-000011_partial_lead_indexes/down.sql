@@ -1,0 +1,15 @@
+CREATE INDEX leads_created_at_idx ON leads (created_at);
+DROP INDEX leads_analytics_converted_idx;
+CREATE INDEX leads_analytics_converted_idx ON leads (converted_at, first_message_time);
+DROP INDEX leads_source_type_idx;
+CREATE INDEX leads_source_type_idx ON leads (source_type);
+DROP INDEX leads_next_follow_up_at_idx;
+CREATE INDEX leads_next_follow_up_at_idx ON leads (next_follow_up_at);
+DROP INDEX leads_assigned_to_idx;
+CREATE INDEX leads_assigned_to_idx ON leads (assigned_to);
+DROP INDEX leads_username_idx;
+CREATE INDEX leads_username_idx ON leads (username);
+DROP INDEX leads_parent_user_id_idx;
+CREATE INDEX leads_parent_user_id_idx ON leads (parent_user_id);
+DROP INDEX leads_student_id_idx;
+CREATE INDEX leads_student_id_idx ON leads (student_id);

@@ -254,9 +254,14 @@ impl Source {
 
     /// This source's part of a pass (see [`SearchIndex::pass`]), inside its
     /// transaction: indexes up to `limit` rows past `done`, then applies the
-    /// change notes past it.
-    fn apply(&self, c: &mut SqliteConnection, done: Mark, limit: i64) -> QueryResult<SourcePass> {
-        let latest: MarkRow = diesel::sql_query(self.latest_sql("db")).get_result(c)?;
+    /// change notes past it, up to `latest`, where the database had got.
+    fn apply(
+        &self,
+        c: &mut SqliteConnection,
+        done: Mark,
+        latest: Mark,
+        limit: i64,
+    ) -> QueryResult<SourcePass> {
         // The `limit`-th row past the last one indexed, if there are that
         // many; otherwise everything up to the last id handed out, including
         // ids whose rows were deleted or never committed.
@@ -426,9 +431,10 @@ impl SearchIndex {
         // only, and reads the database in one snapshot from its first read.
         self.conn.transaction(|c| {
             let done = progress_in(c, "main")?;
+            let latest = latest_in_database(c, "db")?;
             let mut passes = [SourcePass::default(); 2];
             for (i, source) in SOURCES.iter().enumerate() {
-                passes[i] = source.apply(c, done.0[i], limit)?;
+                passes[i] = source.apply(c, done.0[i], latest.0[i], limit)?;
                 if passes[i].now != done.0[i] {
                     diesel::sql_query(
                         "UPDATE main.search_progress SET rows = ?, changes = ? WHERE source = ?",

@@ -132,21 +132,7 @@ impl Application {
         for warning in config.warnings() {
             log::warn!("{warning}");
         }
-        let wal = match &config.database {
-            DatabaseTarget::Sqlite(_) => {
-                let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
-                Checkpointer {
-                    every: CHECKPOINT_EVERY,
-                    length: length.clone(),
-                }
-                .spawn(writes.clone());
-                Some(length)
-            }
-            DatabaseTarget::Postgres(_) => None,
-        };
-        // The index thread stops once the writer, which holds its nudge, has.
-        let nudge = search.map(|index| index.spawn().0);
-        let (writer, _writer_thread) = Writer::start(writes, config.write_batch_max, wal, nudge);
+        let (pool, writer) = start_writes(&config, reads, writes, search);
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(
             conversations.clone(),
@@ -168,10 +154,7 @@ impl Application {
             config.database.backend_name()
         );
 
-        let db = Database {
-            pool: reads,
-            writer,
-        };
+        let db = Database { pool, writer };
         let workers = config.workers;
         let grace = config.shutdown_grace;
         let request_timeout = config.request_timeout;
@@ -233,6 +216,33 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Starts what keeps the database written: on SQLite the background WAL
+/// checkpoints and the search index thread, then the single writer. Returns
+/// the pool for reads and the writer's handle.
+pub fn start_writes(
+    config: &Config,
+    reads: db::DbPool,
+    writes: db::DbPool,
+    search: Option<db::search_index::SearchIndex>,
+) -> (db::DbPool, Writer) {
+    let wal = match &config.database {
+        DatabaseTarget::Sqlite(_) => {
+            let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
+            Checkpointer {
+                every: CHECKPOINT_EVERY,
+                length: length.clone(),
+            }
+            .spawn(writes.clone());
+            Some(length)
+        }
+        DatabaseTarget::Postgres(_) => None,
+    };
+    // The index thread stops once the writer, which holds its nudge, has.
+    let nudge = search.map(|index| index.spawn().0);
+    let (writer, _writer_thread) = Writer::start(writes, config.write_batch_max, wal, nudge);
+    (reads, writer)
 }
 
 /// How often the SQLite WAL is copied back into the database file. Often,

@@ -11,6 +11,7 @@ pub mod page_cache;
 pub mod reuse;
 pub mod schema;
 pub mod search_index;
+pub mod sql_time;
 pub mod wal_writes;
 pub mod writer;
 
@@ -218,6 +219,8 @@ impl r2d2::ManageConnection for ConnectionManager {
 ///   SQLite's own per-call mutex (about 5 % of the writer's time) protects
 ///   nothing. Too late once SQLite is initialised (a second pool in the same
 ///   process); it then stays serialized, which is merely slower;
+/// - no memory statistics: keeping them takes a global mutex around every
+///   allocation SQLite makes, and nothing here reads them;
 /// - the built-in page cache without its futile end-of-transaction scans
 ///   ([`page_cache`]), under the same condition;
 /// - write-ahead log writes handed to the kernel in one call per commit
@@ -233,6 +236,16 @@ pub(crate) fn sqlite_process_setup() {
             unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD) };
         if rc != libsqlite3_sys::SQLITE_OK {
             log::debug!("SQLite stays in serialized threading mode (sqlite3_config: {rc})");
+        }
+        // SAFETY: as above.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            )
+        };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            log::debug!("SQLite keeps its memory statistics (sqlite3_config: {rc})");
         }
         let rc = page_cache::install();
         if rc != libsqlite3_sys::SQLITE_OK {

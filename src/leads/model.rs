@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::db::reuse::{one_of, pieces};
 use crate::db::schema::{leads, messages};
+use crate::db::sql_time::SqlTime;
 use crate::db::DbConnection;
 use crate::with_conn;
 
@@ -25,17 +26,21 @@ pub struct Lead {
     pub sender_name: Option<String>,
     pub first_message: String,
     #[serde(serialize_with = "crate::time::rfc3339")]
+    #[diesel(deserialize_as = SqlTime)]
     pub first_message_time: NaiveDateTime,
     pub last_message: String,
     #[serde(serialize_with = "crate::time::rfc3339")]
+    #[diesel(deserialize_as = SqlTime)]
     pub last_message_time: NaiveDateTime,
     pub message_count: i64,
     pub is_active: bool,
     pub converted_to_student: bool,
     pub student_id: Option<i64>,
     #[serde(serialize_with = "crate::time::rfc3339")]
+    #[diesel(deserialize_as = SqlTime)]
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "crate::time::rfc3339")]
+    #[diesel(deserialize_as = SqlTime)]
     pub updated_at: NaiveDateTime,
     /// Pipeline stage: new, contacted, qualified, converted or lost.
     pub status: String,
@@ -308,7 +313,7 @@ macro_rules! lead_changes {
                 let mut changes = LeadChanges::default();
                 $(
                     if before.$field != after.$field {
-                        changes.$field = Some(after.$field.clone());
+                        changes.$field = Some(after.$field.clone().into());
                     }
                 )*
                 changes
@@ -352,15 +357,15 @@ lead_changes!(
     username: Option<String> => Nullable<Text>,
     sender_name: Option<String> => Nullable<Text>,
     first_message: String => Text,
-    first_message_time: NaiveDateTime => Timestamp,
+    first_message_time: SqlTime => Timestamp,
     last_message: String => Text,
-    last_message_time: NaiveDateTime => Timestamp,
+    last_message_time: SqlTime => Timestamp,
     message_count: i64 => BigInt,
     is_active: bool => Bool,
     converted_to_student: bool => Bool,
     student_id: Option<i64> => Nullable<BigInt>,
-    created_at: NaiveDateTime => Timestamp,
-    updated_at: NaiveDateTime => Timestamp,
+    created_at: SqlTime => Timestamp,
+    updated_at: SqlTime => Timestamp,
     status: String => Text,
     priority: String => Text,
     value_minor: Option<i64> => Nullable<BigInt>,

@@ -3,12 +3,12 @@
 use chrono::NaiveDateTime;
 use diesel::backend::Backend;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::AstPass;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text, Timestamp};
 use serde::Serialize;
 
-use crate::db::reuse::{one_of, pieces};
+use crate::db::reuse::{one_of, pieces, BindRow, InsertPiece};
 use crate::db::schema::messages;
 use crate::db::sql_time::SqlTime;
 use crate::db::DbConnection;
@@ -91,28 +91,16 @@ pub fn known_wamids(
 /// Inserts messages known to be new, several rows per statement. Returns how
 /// many rows went in: fewer than given means some were not new after all.
 pub fn insert_new(conn: &mut DbConnection, rows: &[NewMessage<'_>]) -> QueryResult<usize> {
+    // A statement that stays prepared (see `db::reuse`).
     let mut inserted = 0;
     for piece in pieces(rows) {
-        inserted += with_conn!(conn, c => InsertPiece(piece).execute(c))?;
+        let insert = InsertPiece::new(INSERT_NEW, piece, " ON CONFLICT (wamid) DO NOTHING");
+        inserted += with_conn!(conn, c => insert.execute(c))?;
     }
     Ok(inserted)
 }
 
-/// `INSERT INTO messages (…) VALUES (…), … ON CONFLICT (wamid) DO NOTHING`
-/// for one piece of a batch (see [`pieces`]). A query node of its own rather
-/// than diesel's multi-row insert, which is prepared afresh every time: the
-/// text depends only on the number of rows, so each connection keeps one
-/// prepared statement per piece size. Preparing the INSERT was a tenth of
-/// the SQLite writer's instructions per message.
-struct InsertPiece<'a>(&'a [NewMessage<'a>]);
-
-impl QueryId for InsertPiece<'_> {
-    type QueryId = ();
-    // Keyed by its SQL text in diesel's cache.
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<DB> QueryFragment<DB> for InsertPiece<'_>
+impl<DB> BindRow<DB> for NewMessage<'_>
 where
     DB: Backend
         + HasSqlType<Text>
@@ -123,55 +111,48 @@ where
     Option<i64>: ToSql<Nullable<BigInt>, DB>,
     SqlTime: ToSql<Timestamp, DB>,
 {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql(
-            "INSERT INTO messages (wamid, lead_id, direction, phone_number, user_id, \
-             sender_name, business_phone_number_id, message_type, body, wa_timestamp, \
-             received_at, referral_source_type, referral_source_id, referral_source_url, \
-             referral_headline) VALUES ",
-        );
-        for (n, row) in self.0.iter().enumerate() {
-            out.push_sql(if n == 0 { "(" } else { ", (" });
-            // In the order of the column list above.
-            out.push_bind_param::<Text, _>(&row.wamid)?;
+    /// In the order of [`INSERT_NEW`]'s column list.
+    fn bind_row<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_bind_param::<Text, _>(&self.wamid)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.lead_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.direction)?;
+        for text in [
+            &self.phone_number,
+            &self.user_id,
+            &self.sender_name,
+            &self.business_phone_number_id,
+        ] {
             out.push_sql(", ");
-            out.push_bind_param::<Nullable<BigInt>, _>(&row.lead_id)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Text, _>(&row.direction)?;
-            for text in [
-                &row.phone_number,
-                &row.user_id,
-                &row.sender_name,
-                &row.business_phone_number_id,
-            ] {
-                out.push_sql(", ");
-                out.push_bind_param::<Nullable<Text>, _>(text)?;
-            }
-            out.push_sql(", ");
-            out.push_bind_param::<Text, _>(&row.message_type)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Text, _>(&row.body)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(&row.wa_timestamp)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(&row.received_at)?;
-            for text in [
-                &row.referral_source_type,
-                &row.referral_source_id,
-                &row.referral_source_url,
-                &row.referral_headline,
-            ] {
-                out.push_sql(", ");
-                out.push_bind_param::<Nullable<Text>, _>(text)?;
-            }
-            out.push_sql(")");
+            out.push_bind_param::<Nullable<Text>, _>(text)?;
         }
-        out.push_sql(" ON CONFLICT (wamid) DO NOTHING");
+        for text in [&self.message_type, &self.body] {
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(text)?;
+        }
+        for time in [&self.wa_timestamp, &self.received_at] {
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(time)?;
+        }
+        for text in [
+            &self.referral_source_type,
+            &self.referral_source_id,
+            &self.referral_source_url,
+            &self.referral_headline,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(text)?;
+        }
         Ok(())
     }
 }
 
-impl<Conn> RunQueryDsl<Conn> for InsertPiece<'_> {}
+/// The head of [`insert_new`]'s statement.
+const INSERT_NEW: &str = "INSERT INTO messages (wamid, lead_id, direction, phone_number, \
+     user_id, sender_name, business_phone_number_id, message_type, body, wa_timestamp, \
+     received_at, referral_source_type, referral_source_id, referral_source_url, \
+     referral_headline) VALUES ";
 
 pub fn set_lead(conn: &mut DbConnection, wamid: &str, lead_id: i64) -> QueryResult<()> {
     with_conn!(conn, c => diesel::update(messages::table.filter(messages::wamid.eq(wamid)))

@@ -10,23 +10,27 @@
 //!   `= ANY($1)` with an array on PostgreSQL (what diesel's `eq_any` does
 //!   there too), `IN (SELECT value FROM json_each(?))` with a JSON array on
 //!   SQLite. The text no longer depends on the list's length.
-//! - the grouped lead UPDATE (`leads::model::GroupedUpdate`) is a query
-//!   node of its own instead of `sql_query`, which diesel caches by its
-//!   text, and goes out in pieces of seven sizes ([`pieces`]), so that
-//!   there are few texts to keep.
-//!
-//! The multi-row message INSERT stays one statement prepared per batch:
-//! split into pieces, each piece flushed SQLite's FTS5 search index anew,
-//! which cost more than the preparing (see `messages::insert_new`).
+//! - the grouped lead UPDATE (`leads::model::GroupedUpdate`) and the
+//!   multi-row INSERTs of messages and new leads ([`InsertPiece`]) are query
+//!   nodes of their own instead of `sql_query` or diesel's batch insert,
+//!   which diesel caches by their text, and go out in pieces of seven sizes
+//!   ([`pieces`]), so that there are few texts to keep. Preparing the
+//!   message INSERT afresh was a tenth of the SQLite writer's instructions
+//!   per message, the lead INSERT more than that again in a batch of new
+//!   senders.
 
 use std::cell::OnceCell;
+use std::marker::PhantomData;
 
-use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
+use diesel::backend::Backend;
+use diesel::expression::{
+    is_aggregate, AppearsOnTable, Expression, TypedExpressionType, ValidGrouping,
+};
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Bool, Text};
 use diesel::sqlite::Sqlite;
-use diesel::{QueryResult, SelectableExpression};
+use diesel::{QueryResult, RunQueryDsl, SelectableExpression};
 
 /// `column` equals one of `values`, with the values bound as one parameter.
 pub fn one_of<'a, C>(column: C, values: &'a [&'a str]) -> OneOf<'a, C> {
@@ -88,6 +92,75 @@ impl<C: QueryFragment<Pg>> QueryFragment<Pg> for OneOf<'_, C> {
         Ok(())
     }
 }
+
+/// A row that an [`InsertPiece`] binds.
+pub trait BindRow<DB: Backend> {
+    /// Pushes the row's values, separated by `, `, in the order of the
+    /// statement's column list.
+    fn bind_row<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+}
+
+/// `{head}(…), (…), …{tail}` for one piece of rows (see [`pieces`]), e.g.
+/// `INSERT INTO t (a, b) VALUES ` and ` ON CONFLICT DO NOTHING` around the
+/// rows. The text depends only on the number of rows, so diesel keeps it
+/// prepared. `ST` is what a `RETURNING` tail returns ([`Self::returning`]).
+pub struct InsertPiece<'a, R, ST = ()> {
+    head: &'static str,
+    rows: &'a [R],
+    tail: &'static str,
+    returns: PhantomData<fn() -> ST>,
+}
+
+impl<'a, R> InsertPiece<'a, R> {
+    pub fn new(head: &'static str, rows: &'a [R], tail: &'static str) -> Self {
+        InsertPiece {
+            head,
+            rows,
+            tail,
+            returns: PhantomData,
+        }
+    }
+
+    /// The same statement, loading rows of SQL type `ST` (the tail's
+    /// `RETURNING` list).
+    pub fn returning<ST>(self) -> InsertPiece<'a, R, ST> {
+        InsertPiece {
+            head: self.head,
+            rows: self.rows,
+            tail: self.tail,
+            returns: PhantomData,
+        }
+    }
+}
+
+impl<R, ST> QueryId for InsertPiece<'_, R, ST> {
+    type QueryId = ();
+    // Keyed by its SQL text in diesel's cache.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<R, ST, DB> QueryFragment<DB> for InsertPiece<'_, R, ST>
+where
+    DB: Backend,
+    R: BindRow<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(self.head);
+        for (n, row) in self.rows.iter().enumerate() {
+            out.push_sql(if n == 0 { "(" } else { ", (" });
+            row.bind_row(&mut out)?;
+            out.push_sql(")");
+        }
+        out.push_sql(self.tail);
+        Ok(())
+    }
+}
+
+impl<R, ST: TypedExpressionType> Query for InsertPiece<'_, R, ST> {
+    type SqlType = ST;
+}
+
+impl<R, ST, Conn> RunQueryDsl<Conn> for InsertPiece<'_, R, ST> {}
 
 /// `rows` in pieces whose lengths are powers of two up to 64, largest first
 /// (37 rows go out as 32, 4 and 1): a multi-row statement then has at most

@@ -33,10 +33,11 @@ const PG_WRITE_LOCK_KEY: i64 = 0x4C45_4144_484F_4F4B;
 /// How a job's writes are kept apart from the other jobs of its batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attempt {
-    /// The job is alone in the transaction and runs without a savepoint: if
-    /// it fails, the whole transaction is rolled back, which undoes exactly
-    /// what a savepoint would have.
-    Sole,
+    /// The job runs without a savepoint: alone in the transaction, or beside
+    /// jobs that can all run again. Should it fail, the whole transaction is
+    /// rolled back, which for a job alone undoes exactly what a savepoint
+    /// would have, and a batch of several runs again, guarded.
+    Unguarded,
     /// The job runs in a savepoint of its own, beside other jobs.
     Guarded,
 }
@@ -45,7 +46,7 @@ pub enum Attempt {
 trait Job: Send {
     /// Runs the job inside the batch transaction; `true` when it succeeded.
     fn run(&mut self, conn: &mut DbConnection, attempt: Attempt) -> bool;
-    /// Whether a failed [`Attempt::Sole`] run is followed by a guarded one.
+    /// Whether a failed [`Attempt::Unguarded`] run is followed by a guarded one.
     fn reruns(&self) -> bool;
     /// Answers the caller once the fate of the batch is known.
     fn finish(self: Box<Self>, batch: Result<(), Unavailable>);
@@ -68,7 +69,7 @@ where
     fn run(&mut self, conn: &mut DbConnection, attempt: Attempt) -> bool {
         let work = &mut self.work;
         let outcome = match attempt {
-            Attempt::Sole => work(conn, attempt),
+            Attempt::Unguarded => work(conn, attempt),
             // Nested inside the batch transaction, so diesel uses a savepoint.
             Attempt::Guarded => conn.transaction(|c| work(c, attempt)),
         };
@@ -139,10 +140,11 @@ impl Writer {
     }
 
     /// Like [`Writer::write`], for work that can tell a first, savepoint-free
-    /// attempt from a guarded one. Alone in its batch, `work` first runs with
-    /// [`Attempt::Sole`]; should that fail, the transaction is rolled back and
-    /// `work` runs again with [`Attempt::Guarded`] in a new one. Beside other
-    /// jobs it runs guarded only.
+    /// attempt from a guarded one. Alone in its batch, or beside other such
+    /// work only, `work` first runs with [`Attempt::Unguarded`]; should that
+    /// (or another job's) fail, the transaction is rolled back and `work`
+    /// runs again with [`Attempt::Guarded`] in a new one. Beside a plain
+    /// [`Writer::write`] it runs guarded only.
     pub async fn write_optimistic<F, T, E>(&self, work: F) -> Result<T, E>
     where
         F: FnMut(&mut DbConnection, Attempt) -> Result<T, E> + Send + 'static,
@@ -221,12 +223,17 @@ fn writer_loop(
 fn run_batch(pool: &DbPool, batch: &mut [Box<dyn Job>]) -> Result<(), Unavailable> {
     let mut conn = pool.get().map_err(|e| Unavailable(e.to_string()))?;
     let conn: &mut DbConnection = &mut conn;
-    if let [job] = batch {
-        // At load the usual batch is one job holding every webhook body that
-        // queued up. Without a savepoint SQLite keeps no sub-journal of the
-        // pages the job changes (7 % of the writer's time).
-        let succeeded = in_transaction(conn, |c| job.run(c, Attempt::Sole))?;
-        if succeeded || !job.reruns() {
+    // At load the usual batch is one job holding every webhook body that
+    // queued up, or two of them (`ingest::queue` keeps two in flight). Without
+    // savepoints SQLite keeps no sub-journal of the pages the jobs change
+    // (7 % of the writer's time). A job alone runs so whether or not it can
+    // run again; several only when every one of them can.
+    let all_rerun = batch.iter().all(|job| job.reruns());
+    if batch.len() == 1 || all_rerun {
+        let succeeded = in_transaction(conn, |c| {
+            batch.iter_mut().all(|job| job.run(c, Attempt::Unguarded))
+        })?;
+        if succeeded || !all_rerun {
             return Ok(());
         }
     }
@@ -438,7 +445,7 @@ mod tests {
                 move |conn, attempt| {
                     attempts.push(attempt);
                     match attempt {
-                        Attempt::Sole => {
+                        Attempt::Unguarded => {
                             record("first attempt")(conn)?;
                             Err(TestError::Refused)
                         }
@@ -451,8 +458,73 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(attempts, [Attempt::Sole, Attempt::Guarded]);
+        assert_eq!(attempts, [Attempt::Unguarded, Attempt::Guarded]);
         assert_eq!(reasons(&pool), ["second attempt"]);
+    }
+
+    /// Optimistic jobs that share a batch run without savepoints; when one of
+    /// them fails, the transaction is rolled back and both run again
+    /// guarded, so what the other wrote unguarded is not left behind twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn optimistic_jobs_in_one_batch_run_again_guarded_when_one_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, writer, _thread) = start(&dir, 16);
+
+        // Hold the writer so that both jobs queue up for the same batch.
+        let (release, hold) = std_mpsc::channel::<()>();
+        let (entered, wait_entered) = std_mpsc::channel::<()>();
+        let blocker = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(move |_conn| {
+                        entered.send(()).unwrap();
+                        hold.recv().unwrap();
+                        Ok::<_, TestError>(())
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || wait_entered.recv().unwrap())
+            .await
+            .unwrap();
+        let job = |name: &'static str, fails_unguarded: bool| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let mut attempts = Vec::new();
+                writer
+                    .write_optimistic(move |conn, attempt| {
+                        attempts.push(attempt);
+                        record(name)(conn)?;
+                        if fails_unguarded && attempt == Attempt::Unguarded {
+                            return Err(TestError::Refused);
+                        }
+                        Ok(attempts.clone())
+                    })
+                    .await
+            })
+        };
+        let a = job("a", false);
+        let b = job("b", true);
+        // Both are queued once the writer's channel holds them.
+        while writer.queue.capacity() > writer.queue.max_capacity() - 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+
+        // The jobs may reach the queue in either order: `a` ran unguarded
+        // only when it came first.
+        let a = a.await.unwrap().unwrap();
+        assert!(
+            a == [Attempt::Unguarded, Attempt::Guarded] || a == [Attempt::Guarded],
+            "{a:?}"
+        );
+        let b = b.await.unwrap().unwrap();
+        assert_eq!(b, [Attempt::Unguarded, Attempt::Guarded]);
+        let mut committed = reasons(&pool);
+        committed.sort();
+        assert_eq!(committed, ["a", "b"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

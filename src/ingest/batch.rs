@@ -201,11 +201,11 @@ fn insert_created(conn: &mut DbConnection, created: &[Lead]) -> QueryResult<Vec<
     // Every new lead has a BSUID or a phone number, each unique.
     let mut by_bsuid = HashMap::new();
     let mut by_phone = HashMap::new();
-    for lead in &rows {
-        if let Some(b) = &lead.user_id {
-            by_bsuid.insert(b.clone(), lead.id);
-        } else if let Some(p) = &lead.phone_number {
-            by_phone.insert(p.clone(), lead.id);
+    for (id, phone, bsuid) in rows {
+        if let Some(b) = bsuid {
+            by_bsuid.insert(b, id);
+        } else if let Some(p) = phone {
+            by_phone.insert(p, id);
         }
     }
     created

@@ -54,7 +54,7 @@ pub struct Body<'a> {
 /// in the same order.
 ///
 /// Guarded, a batch the set-based path declines or fails is rolled back to a
-/// savepoint and applied body by body. Sole (no savepoint), such a batch is an
+/// savepoint and applied body by body. Unguarded (no savepoint), such a batch is an
 /// `Err`: the writer then rolls the transaction back and calls again, guarded.
 pub fn apply_all(
     conn: &mut DbConnection,
@@ -68,7 +68,7 @@ pub fn apply_all(
     };
     let fast = match attempt {
         // A failure goes back to the writer, which rolls back and calls again.
-        Attempt::Sole => Ok(set_based(conn)?),
+        Attempt::Unguarded => Ok(set_based(conn)?),
         Attempt::Guarded => conn.transaction(set_based),
     };
     Ok(match fast {

@@ -9,7 +9,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text, Timestamp};
 use serde::Serialize;
 
-use crate::db::reuse::{one_of, pieces};
+use crate::db::reuse::{one_of, pieces, BindRow, InsertPiece};
 use crate::db::schema::{leads, messages};
 use crate::db::sql_time::SqlTime;
 use crate::db::DbConnection;
@@ -78,14 +78,14 @@ pub struct NewLead<'a> {
     pub username: Option<&'a str>,
     pub sender_name: Option<&'a str>,
     pub first_message: &'a str,
-    pub first_message_time: NaiveDateTime,
+    pub first_message_time: SqlTime,
     pub last_message: &'a str,
-    pub last_message_time: NaiveDateTime,
+    pub last_message_time: SqlTime,
     pub message_count: i64,
     pub is_active: bool,
     pub converted_to_student: bool,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub created_at: SqlTime,
+    pub updated_at: SqlTime,
     pub source_type: Option<&'a str>,
     pub source_id: Option<&'a str>,
     pub source_url: Option<&'a str>,
@@ -106,14 +106,14 @@ impl<'a> From<&'a Lead> for NewLead<'a> {
             username: lead.username.as_deref(),
             sender_name: lead.sender_name.as_deref(),
             first_message: &lead.first_message,
-            first_message_time: lead.first_message_time,
+            first_message_time: lead.first_message_time.into(),
             last_message: &lead.last_message,
-            last_message_time: lead.last_message_time,
+            last_message_time: lead.last_message_time.into(),
             message_count: lead.message_count,
             is_active: lead.is_active,
             converted_to_student: lead.converted_to_student,
-            created_at: lead.created_at,
-            updated_at: lead.updated_at,
+            created_at: lead.created_at.into(),
+            updated_at: lead.updated_at.into(),
             source_type: lead.source_type.as_deref(),
             source_id: lead.source_id.as_deref(),
             source_url: lead.source_url.as_deref(),
@@ -160,16 +160,24 @@ impl Lead {
             .load(c))
     }
 
-    /// Inserts several new leads in one statement; the rows come back in no
-    /// particular order (match them by their unique identifiers).
-    pub fn insert_many(conn: &mut DbConnection, new: &[NewLead<'_>]) -> QueryResult<Vec<Lead>> {
-        // One statement, prepared each time: diesel would cache an INSERT …
-        // RETURNING of fixed-size pieces only for rows that borrow nothing
-        // (`'static`), and a batch creates far fewer leads than messages.
-        with_conn!(conn, c => diesel::insert_into(leads::table)
-            .values(new)
-            .returning(Lead::as_returning())
-            .get_results(c))
+    /// Inserts new leads, several rows per statement; returns the id, phone
+    /// number and BSUID of each in no particular order (match them by their
+    /// unique identifiers).
+    pub fn insert_many(
+        conn: &mut DbConnection,
+        new: &[NewLead<'_>],
+    ) -> QueryResult<Vec<InsertedLead>> {
+        // A statement that stays prepared (see `db::reuse`).
+        let mut inserted = Vec::with_capacity(new.len());
+        for piece in pieces(new) {
+            let insert =
+                InsertPiece::new(INSERT_MANY, piece, " RETURNING id, phone_number, user_id")
+                    .returning::<(BigInt, Nullable<Text>, Nullable<Text>)>();
+            inserted.extend(
+                with_conn!(conn, c => insert.load::<(i64, Option<String>, Option<String>)>(c))?,
+            );
+        }
+        Ok(inserted)
     }
 
     pub fn insert(conn: &mut DbConnection, new: &NewLead<'_>) -> QueryResult<Lead> {
@@ -234,6 +242,78 @@ impl Lead {
             diesel::delete(messages::table.filter(messages::lead_id.eq(id))).execute(c)?;
             diesel::delete(leads::table.find(id)).execute(c)
         })
+    }
+}
+
+/// A lead [`Lead::insert_many`] inserted: its id, phone number and BSUID.
+pub type InsertedLead = (i64, Option<String>, Option<String>);
+
+/// The head of [`Lead::insert_many`]'s statement.
+const INSERT_MANY: &str = "INSERT INTO leads (phone_number, user_id, parent_user_id, username, \
+     sender_name, first_message, first_message_time, last_message, last_message_time, \
+     message_count, is_active, converted_to_student, created_at, updated_at, source_type, \
+     source_id, source_url, source_headline, business_phone_number_id, interactive_replies, \
+     score) VALUES ";
+
+impl<DB> BindRow<DB> for NewLead<'_>
+where
+    DB: Backend
+        + HasSqlType<Text>
+        + HasSqlType<Nullable<Text>>
+        + HasSqlType<BigInt>
+        + HasSqlType<Bool>
+        + HasSqlType<Timestamp>,
+    for<'b> &'b str: ToSql<Text, DB> + ToSql<Nullable<Text>, DB>,
+    i64: ToSql<BigInt, DB>,
+    bool: ToSql<Bool, DB>,
+    SqlTime: ToSql<Timestamp, DB>,
+{
+    /// In the order of [`INSERT_MANY`]'s column list.
+    fn bind_row<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_bind_param::<Nullable<Text>, _>(&self.phone_number)?;
+        for text in [
+            &self.user_id,
+            &self.parent_user_id,
+            &self.username,
+            &self.sender_name,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(text)?;
+        }
+        for (text, time) in [
+            (&self.first_message, &self.first_message_time),
+            (&self.last_message, &self.last_message_time),
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(text)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(time)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.message_count)?;
+        for flag in [&self.is_active, &self.converted_to_student] {
+            out.push_sql(", ");
+            out.push_bind_param::<Bool, _>(flag)?;
+        }
+        for time in [&self.created_at, &self.updated_at] {
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(time)?;
+        }
+        for text in [
+            &self.source_type,
+            &self.source_id,
+            &self.source_url,
+            &self.source_headline,
+            &self.business_phone_number_id,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(text)?;
+        }
+        for number in [&self.interactive_replies, &self.score] {
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(number)?;
+        }
+        Ok(())
     }
 }
 
@@ -403,14 +483,14 @@ mod tests {
                 username: None,
                 sender_name: None,
                 first_message: "hi",
-                first_message_time: t,
+                first_message_time: t.into(),
                 last_message: "hi",
-                last_message_time: t,
+                last_message_time: t.into(),
                 message_count: 1,
                 is_active: true,
                 converted_to_student: false,
-                created_at: t,
-                updated_at: t,
+                created_at: t.into(),
+                updated_at: t.into(),
                 source_type: None,
                 source_id: None,
                 source_url: None,
@@ -420,9 +500,15 @@ mod tests {
                 score: 4,
             })
             .collect();
-        let mut leads = Lead::insert_many(conn, &rows).expect("inserted");
-        leads.sort_by_key(|l| l.id);
-        leads
+        let mut ids: Vec<i64> = Lead::insert_many(conn, &rows)
+            .expect("inserted")
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| Lead::find(conn, id).expect("found").expect("stored"))
+            .collect()
     }
 
     #[test]

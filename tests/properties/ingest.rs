@@ -451,7 +451,7 @@ fn apply_write(
         .iter()
         .map(|(raw, parsed)| Body { parsed, raw })
         .collect();
-    conn.transaction(|c| apply_all(c, &bodies, Attempt::Sole))
+    conn.transaction(|c| apply_all(c, &bodies, Attempt::Unguarded))
         .or_else(|_| conn.transaction(|c| apply_all(c, &bodies, Attempt::Guarded)))
         .expect("the write commits")
 }

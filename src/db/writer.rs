@@ -357,15 +357,14 @@ mod tests {
         }
     }
 
-    /// Three jobs queued while the writer is busy go out in one batch; the
-    /// failing one is rolled back to its savepoint, the other two commit and
-    /// each caller hears its own outcome.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failing_job_does_not_sink_its_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let (pool, writer, _thread) = start(&dir, 16);
-
-        // Hold the writer thread inside a first job until the others are queued.
+    /// Holds the writer thread inside a job until `release` is sent; the
+    /// returned task ends with that job.
+    async fn hold(
+        writer: &Writer,
+    ) -> (
+        std_mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), TestError>>,
+    ) {
         let (release, hold) = std_mpsc::channel::<()>();
         let (entered, wait_entered) = std_mpsc::channel::<()>();
         let blocker = {
@@ -383,6 +382,19 @@ mod tests {
         tokio::task::spawn_blocking(move || wait_entered.recv().unwrap())
             .await
             .unwrap();
+        (release, blocker)
+    }
+
+    /// Three jobs queued while the writer is busy go out in one batch; the
+    /// failing one is rolled back to its savepoint, the other two commit and
+    /// each caller hears its own outcome.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_does_not_sink_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, writer, _thread) = start(&dir, 16);
+
+        // Hold the writer thread inside a first job until the others are queued.
+        let (release, blocker) = hold(&writer).await;
 
         let a = tokio::spawn({
             let w = writer.clone();
@@ -471,23 +483,7 @@ mod tests {
         let (pool, writer, _thread) = start(&dir, 16);
 
         // Hold the writer so that both jobs queue up for the same batch.
-        let (release, hold) = std_mpsc::channel::<()>();
-        let (entered, wait_entered) = std_mpsc::channel::<()>();
-        let blocker = {
-            let writer = writer.clone();
-            tokio::spawn(async move {
-                writer
-                    .write(move |_conn| {
-                        entered.send(()).unwrap();
-                        hold.recv().unwrap();
-                        Ok::<_, TestError>(())
-                    })
-                    .await
-            })
-        };
-        tokio::task::spawn_blocking(move || wait_entered.recv().unwrap())
-            .await
-            .unwrap();
+        let (release, blocker) = hold(&writer).await;
         let job = |name: &'static str, fails_unguarded: bool| {
             let writer = writer.clone();
             tokio::spawn(async move {

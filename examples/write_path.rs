@@ -25,48 +25,36 @@ use leadhook::db::Attempt;
 use leadhook::error::AppError;
 use leadhook::ingest::{apply_all, Body};
 use leadhook::loadtest::body::{unix_now, Phase, RequestFactory};
+use leadhook::loadtest::cpu::parse_thread_stat;
 use leadhook::startup::{open_database, start_writes};
 use leadhook::whatsapp::payload::{self, ParsedBody};
 
 /// A batch as the writer gets it: parsed bodies and the raw bytes of each.
 type Batch = Arc<Vec<(ParsedBody, Vec<u8>)>>;
 
+/// CPU time in µs of the threads or processes in `dir` (`/proc/self/task`
+/// or `/proc`) whose `stat` line `keep` accepts.
+fn cpu_us(dir: &str, keep: impl Fn(&str) -> bool) -> f64 {
+    let ticks: u64 = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| keep(stat))
+        .filter_map(|stat| parse_thread_stat(&stat))
+        .sum();
+    ticks as f64 / 100.0 * 1e6 // USER_HZ ticks
+}
+
 /// CPU time in µs of this process's threads named `name`.
 fn thread_cpu_us(name: &str) -> f64 {
-    let ticks_per_sec = 100.0; // USER_HZ on Linux
-    let mut ticks = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
-        let Ok(task) = task else { continue };
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the parenthesised name; utime and stime are 14 and 15.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-        ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
-    }
-    ticks as f64 / ticks_per_sec * 1e6
+    let named = format!("({name})");
+    cpu_us("/proc/self/task", |stat| stat.contains(&named))
 }
 
 /// CPU time in µs of every PostgreSQL server process on this machine.
 fn postgres_cpu_us() -> f64 {
-    let mut ticks = 0u64;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if !head.ends_with("(postgres") {
-            continue;
-        }
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-        ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
-    }
-    ticks as f64 / 100.0 * 1e6
+    cpu_us("/proc", |stat| stat.contains("(postgres)"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +78,7 @@ async fn main() {
     .unwrap_or_else(|e| panic!("{e}"));
     let postgres = matches!(config.database, DatabaseTarget::Postgres(_));
     let open = open_database(&config).unwrap_or_else(|e| panic!("{e}"));
-    let (_reads, writer) = start_writes(&config, open.reads, open.writes, open.search);
+    let writer = start_writes(&config, open.writes, open.search);
 
     let factory = RequestFactory::new(b"unused", "localhost", "/", senders as u64);
     let now = unix_now();

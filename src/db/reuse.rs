@@ -9,7 +9,10 @@
 //! - [`one_of`] looks a column up in a list bound as *one* parameter:
 //!   `= ANY($1)` with an array on PostgreSQL (what diesel's `eq_any` does
 //!   there too), `IN (SELECT value FROM json_each(?))` with a JSON array on
-//!   SQLite. The text no longer depends on the list's length.
+//!   SQLite. The text no longer depends on the list's length. On SQLite a
+//!   list of up to eight values is written out instead, as equalities
+//!   joined by OR: one text per length, and no Bloom filter or ephemeral
+//!   index, which SQLite builds for every `IN (SELECT …)`.
 //! - the grouped lead UPDATE (`leads::model::GroupedUpdate`) and the
 //!   multi-row INSERTs of messages and new leads ([`InsertPiece`]) are query
 //!   nodes of their own instead of `sql_query` or diesel's batch insert,

@@ -48,6 +48,8 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::{Connection, QueryResult, QueryableByName, RunQueryDsl, SqliteConnection};
 
+use super::reuse::kept;
+
 /// The schema name under which reading connections attach the index file.
 pub const SCHEMA: &str = "search";
 
@@ -265,12 +267,12 @@ impl Source {
         // The `limit`-th row past the last one indexed, if there are that
         // many; otherwise everything up to the last id handed out, including
         // ids whose rows were deleted or never committed.
-        let nth = diesel::sql_query(format!(
+        let nth = kept(format!(
             "SELECT (SELECT id FROM db.{} WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?) AS id",
             self.table
         ))
-        .bind::<BigInt, _>(done.rows)
-        .bind::<BigInt, _>(limit - 1)
+        .bind_int(done.rows)
+        .bind_int(limit - 1)
         .get_result::<LastId>(c)?
         .id;
         let now = Mark {
@@ -290,17 +292,17 @@ impl Source {
         if now.rows > done.rows {
             // In id order, so that FTS5 keeps the rows pending until the
             // commit instead of flushing at each one.
-            indexed = diesel::sql_query(format!("{index_rows} id > ? AND id <= ? ORDER BY id"))
-                .bind::<BigInt, _>(done.rows)
-                .bind::<BigInt, _>(now.rows)
+            indexed = kept(format!("{index_rows} id > ? AND id <= ? ORDER BY id"))
+                .bind_int(done.rows)
+                .bind_int(now.rows)
                 .execute(c)?;
         }
-        let changes: Vec<Change> = diesel::sql_query(format!(
+        let changes: Vec<Change> = kept(format!(
             "SELECT {} AS changed, {} AS old_rowid FROM db.{} WHERE id > ? AND id <= ? ORDER BY id",
             self.changed, self.old_rowid, self.changes
         ))
-        .bind::<BigInt, _>(done.changes)
-        .bind::<BigInt, _>(now.changes)
+        .bind_int(done.changes)
+        .bind_int(now.changes)
         .load(c)?;
         // Only a row indexed before this pass has an index row to replace;
         // one indexed in this pass was read as it is now. The first note of a
@@ -312,12 +314,12 @@ impl Source {
                 continue;
             }
             if let Some(old) = change.old_rowid {
-                diesel::sql_query(format!("DELETE FROM main.{} WHERE rowid = ?", self.index))
-                    .bind::<BigInt, _>(old)
+                kept(format!("DELETE FROM main.{} WHERE rowid = ?", self.index))
+                    .bind_int(old)
                     .execute(c)?;
             }
-            diesel::sql_query(format!("{index_rows} id = ?"))
-                .bind::<BigInt, _>(change.changed)
+            kept(format!("{index_rows} id = ?"))
+                .bind_int(change.changed)
                 .execute(c)?;
         }
         Ok(SourcePass {
@@ -436,13 +438,11 @@ impl SearchIndex {
             for (i, source) in SOURCES.iter().enumerate() {
                 passes[i] = source.apply(c, done.0[i], latest.0[i], limit)?;
                 if passes[i].now != done.0[i] {
-                    diesel::sql_query(
-                        "UPDATE main.search_progress SET rows = ?, changes = ? WHERE source = ?",
-                    )
-                    .bind::<BigInt, _>(passes[i].now.rows)
-                    .bind::<BigInt, _>(passes[i].now.changes)
-                    .bind::<Text, _>(source.name)
-                    .execute(c)?;
+                    kept("UPDATE main.search_progress SET rows = ?, changes = ? WHERE source = ?")
+                        .bind_int(passes[i].now.rows)
+                        .bind_int(passes[i].now.changes)
+                        .bind_text(source.name)
+                        .execute(c)?;
                 }
             }
             let [messages, leads] = passes;
@@ -524,7 +524,7 @@ impl Nudge {
 /// How far the index file attached as `schema` has got (`main` on the index's
 /// own connection).
 fn progress_in(conn: &mut SqliteConnection, schema: &str) -> QueryResult<Progress> {
-    diesel::sql_query(format!(
+    kept(format!(
         "SELECT source, rows, changes FROM {schema}.search_progress"
     ))
     .load(conn)
@@ -535,7 +535,7 @@ fn progress_in(conn: &mut SqliteConnection, schema: &str) -> QueryResult<Progres
 /// as `schema` (`main` on a reading connection).
 fn latest_in_database(conn: &mut SqliteConnection, schema: &str) -> QueryResult<Progress> {
     let parts: Vec<String> = SOURCES.iter().map(|s| s.latest_sql(schema)).collect();
-    diesel::sql_query(parts.join(" UNION ALL "))
+    kept(parts.join(" UNION ALL "))
         .load(conn)
         .map(Progress::from_rows)
 }

@@ -116,26 +116,22 @@ where
         values.bind::<Text, _>(self.wamid)?;
         values.bind::<Nullable<BigInt>, _>(&self.lead_id)?;
         values.bind::<Text, _>(self.direction)?;
-        for text in [
+        values.bind_texts([
             &self.phone_number,
             &self.user_id,
             &self.sender_name,
             &self.business_phone_number_id,
-        ] {
-            values.bind::<Nullable<Text>, _>(text)?;
-        }
+        ])?;
         values.bind::<Text, _>(self.message_type)?;
         values.bind::<Text, _>(self.body)?;
         values.bind::<Timestamp, _>(&self.wa_timestamp)?;
         values.bind::<Timestamp, _>(&self.received_at)?;
-        for text in [
+        values.bind_texts([
             &self.referral_source_type,
             &self.referral_source_id,
             &self.referral_source_url,
             &self.referral_headline,
-        ] {
-            values.bind::<Nullable<Text>, _>(text)?;
-        }
+        ])?;
         Ok(())
     }
 }

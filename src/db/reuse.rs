@@ -35,7 +35,7 @@ use diesel::expression::{
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{Array, BigInt, Bool, HasSqlType, Text};
+use diesel::sql_types::{Array, BigInt, Bool, HasSqlType, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl, SelectableExpression};
 
@@ -225,6 +225,17 @@ impl<'b, DB: Backend> RowValues<'_, '_, 'b, DB> {
             self.out.push_sql(", ");
         }
         self.out.push_bind_param::<ST, U>(value)
+    }
+
+    /// Binds the next values, each as a nullable text.
+    pub fn bind_texts<const N: usize>(&mut self, texts: [&'b Option<&str>; N]) -> QueryResult<()>
+    where
+        DB: HasSqlType<Nullable<Text>>,
+        Option<&'b str>: ToSql<Nullable<Text>, DB>,
+    {
+        texts
+            .into_iter()
+            .try_for_each(|text| self.bind::<Nullable<Text>, _>(text))
     }
 }
 

@@ -366,12 +366,8 @@ fn count_from_search_indexes(conn: &mut DbConnection, search: &IndexedSearch) ->
 /// How many matching leads make a search broad: the same share of all leads
 /// as [`matches_broadly`] asks of the messages. Walking the leads in sort
 /// order then tests about `limit × BROAD_SHARE` of them at most for a page.
-fn broad_lead_count(conn: &mut DbConnection) -> QueryResult<i64> {
-    let leads: i64 = with_conn!(conn, c => lead_counters::table
-        .find(1)
-        .select(lead_counters::leads)
-        .get_result(c))?;
-    Ok((leads / BROAD_SHARE).max(BROAD_MIN))
+fn broad_lead_count(all_leads: i64) -> i64 {
+    (all_leads / BROAD_SHARE).max(BROAD_MIN)
 }
 
 /// Whether SQLite should find a filtered page by walking the sort's index
@@ -451,16 +447,22 @@ pub fn list(
         Some(Search::Indexed(s)) => matches_broadly(conn, &s.term)?,
         _ => false,
     };
+    // All leads, from the running totals, whenever the page counts its
+    // matches itself: what makes a search (`broad_count`) or, on SQLite, a
+    // filter (`walk_filters`) broad. A search always counts so.
+    let all_leads = if with_total && !filter.counted_by_counters() {
+        Some(counters(conn)?.0)
+    } else {
+        None
+    };
     let broad_count = match &search {
-        Some(Search::Indexed(_)) if with_total && !probed_broad => Some(broad_lead_count(conn)?),
+        Some(Search::Indexed(_)) if !probed_broad => all_leads.map(broad_lead_count),
         _ => None,
     };
     // SQLite only: PostgreSQL's planner weighs the page's LIMIT itself.
-    let all_leads = match conn {
-        DbConnection::Sqlite(_) if with_total && !filter.counted_by_counters() => {
-            Some(counters(conn)?.0)
-        }
-        _ => None,
+    let walk_all_leads = match conn {
+        DbConnection::Sqlite(_) => all_leads,
+        DbConnection::Postgres(_) => None,
     };
     let total = if !with_total {
         None
@@ -594,7 +596,7 @@ pub fn list(
         };
         let broad = probed_broad
             || broad_count.is_some_and(|at_least| counted.or(total).is_some_and(|n| n >= at_least));
-        let unindexed = walk_filters(all_leads, counted, skip + limit);
+        let unindexed = walk_filters(walk_all_leads, counted, skip + limit);
         // (A macro: a closure over the boxed query cannot name its lifetime.)
         macro_rules! ordered {
             ($page:expr) => {

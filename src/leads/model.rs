@@ -271,15 +271,13 @@ where
 {
     /// In the order of [`INSERT_MANY`]'s column list.
     fn bind_row<'b>(&'b self, values: &mut RowValues<'_, '_, 'b, DB>) -> QueryResult<()> {
-        for text in [
+        values.bind_texts([
             &self.phone_number,
             &self.user_id,
             &self.parent_user_id,
             &self.username,
             &self.sender_name,
-        ] {
-            values.bind::<Nullable<Text>, _>(text)?;
-        }
+        ])?;
         values.bind::<Text, _>(self.first_message)?;
         values.bind::<Timestamp, _>(&self.first_message_time)?;
         values.bind::<Text, _>(self.last_message)?;
@@ -289,15 +287,13 @@ where
         values.bind::<Bool, _>(&self.converted_to_student)?;
         values.bind::<Timestamp, _>(&self.created_at)?;
         values.bind::<Timestamp, _>(&self.updated_at)?;
-        for text in [
+        values.bind_texts([
             &self.source_type,
             &self.source_id,
             &self.source_url,
             &self.source_headline,
             &self.business_phone_number_id,
-        ] {
-            values.bind::<Nullable<Text>, _>(text)?;
-        }
+        ])?;
         values.bind::<BigInt, _>(&self.interactive_replies)?;
         values.bind::<BigInt, _>(&self.score)
     }

@@ -18,7 +18,7 @@
 //! same size in every run, so two builds can be compared on a busy machine.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use leadhook::config::{Config, DatabaseTarget};
 use leadhook::db::Attempt;
@@ -78,7 +78,7 @@ async fn main() {
     .unwrap_or_else(|e| panic!("{e}"));
     let postgres = matches!(config.database, DatabaseTarget::Postgres(_));
     let open = open_database(&config).unwrap_or_else(|e| panic!("{e}"));
-    let writer = start_writes(&config, open.writes, open.search);
+    let (writer, background) = start_writes(&config, open.writes, open.search);
 
     let factory = RequestFactory::new(b"unused", "localhost", "/", senders as u64);
     let now = unix_now();
@@ -153,4 +153,6 @@ async fn main() {
         );
     }
     assert_eq!(stored, messages, "every message is new and stored once");
+    drop(writer);
+    background.finish(Duration::from_secs(60)).await;
 }

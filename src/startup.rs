@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::conversations::{spawn_janitor, ConversationStore};
 use crate::db::{
     self,
-    checkpoint::{Checkpointer, WalLength},
+    checkpoint::{CheckpointTask, Checkpointer, WalLength},
     writer::Writer,
     Database,
 };
@@ -33,6 +33,9 @@ pub struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    background: Background,
+    /// How long a stop waits for the background to finish.
+    finish_within: Duration,
 }
 
 /// The database as the server uses it.
@@ -132,7 +135,7 @@ impl Application {
         for warning in config.warnings() {
             log::warn!("{warning}");
         }
-        let writer = start_writes(&config, writes, search);
+        let (writer, background) = start_writes(&config, writes, search);
         let conversations = Arc::new(ConversationStore::new(config.conversations));
         spawn_janitor(
             conversations.clone(),
@@ -160,6 +163,7 @@ impl Application {
         };
         let workers = config.workers;
         let grace = config.shutdown_grace;
+        let finish_within = grace.max(FINISH_AT_LEAST);
         let request_timeout = config.request_timeout;
         let state = web::Data::new(AppState {
             admin_throttle: AuthThrottle::new(
@@ -202,7 +206,12 @@ impl Application {
             message: e.to_string(),
         })?
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            background,
+            finish_within,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -215,36 +224,95 @@ impl Application {
     }
 
     /// Serves until stopped. In-flight requests finish first (within the
-    /// grace period), and each of them only answers after its commit.
+    /// grace period), and each of them only answers after its commit. Then
+    /// it waits for the writer and the search index to finish (see
+    /// [`Background::finish`]), so that when it returns no thread is still
+    /// using the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        // The server, and with it every handler's `Writer`, is gone now.
+        if !self.background.finish(self.finish_within).await {
+            log::warn!(
+                "the writer or the search index had not finished after {} s; stopping anyway \
+                 (every answered webhook is committed; the search index catches up at the next start)",
+                self.finish_within.as_secs()
+            );
+        }
+        served
+    }
+}
+
+/// The shortest wait for the background at a stop, whatever the grace
+/// period: the writer's last batch and the search index's last pass.
+const FINISH_AT_LEAST: Duration = Duration::from_secs(5);
+
+/// What runs behind the [`Writer`] handle: the writer thread and, on
+/// SQLite, the search index thread and the background checkpoint task.
+pub struct Background {
+    writer: std::thread::JoinHandle<()>,
+    search: Option<std::thread::JoinHandle<()>>,
+    checkpoints: Option<CheckpointTask>,
+}
+
+impl Background {
+    /// Stops the checkpoint task and waits, up to `within`, for the writer
+    /// thread to end (it commits what is queued and ends once every
+    /// [`Writer`] handle is dropped), then for the search index thread (it
+    /// catches up once more and ends after the writer). Their connections
+    /// close as they end. False when `within` ran out first.
+    ///
+    /// Without this wait a stop returned while they still ran: the process
+    /// could exit before the search index's last pass, and in the tests each
+    /// server's threads outlived its test and kept its database open while
+    /// it was dropped.
+    pub async fn finish(self, within: Duration) -> bool {
+        if let Some(task) = self.checkpoints {
+            task.stop().await;
+        }
+        let (writer, search) = (self.writer, self.search);
+        let threads = tokio::task::spawn_blocking(move || {
+            let _ = writer.join();
+            if let Some(search) = search {
+                let _ = search.join();
+            }
+        });
+        tokio::time::timeout(within, threads).await.is_ok()
     }
 }
 
 /// Starts what keeps the database written: on SQLite the background WAL
-/// checkpoints and the search index thread, then the single writer, whose
-/// handle it returns.
+/// checkpoints and the search index thread, then the single writer. Returns
+/// the writer's handle and what to wait for at a stop.
 pub fn start_writes(
     config: &Config,
     writes: db::DbPool,
     search: Option<db::search_index::SearchIndex>,
-) -> Writer {
-    let wal = match &config.database {
+) -> (Writer, Background) {
+    let (wal, checkpoints) = match &config.database {
         DatabaseTarget::Sqlite(_) => {
             let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
-            Checkpointer {
+            let task = Checkpointer {
                 every: CHECKPOINT_EVERY,
                 length: length.clone(),
             }
             .spawn(writes.clone());
-            Some(length)
+            (Some(length), Some(task))
         }
-        DatabaseTarget::Postgres(_) => None,
+        DatabaseTarget::Postgres(_) => (None, None),
     };
     // The index thread stops once the writer, which holds its nudge, has.
-    let nudge = search.map(|index| index.spawn().0);
-    // The thread runs until every handle is dropped; nothing joins it.
-    Writer::start(writes, config.write_batch_max, wal, nudge).0
+    let (nudge, search) = match search.map(|index| index.spawn()) {
+        Some((nudge, thread)) => (Some(nudge), Some(thread)),
+        None => (None, None),
+    };
+    // The writer thread runs until every handle is dropped.
+    let (writer, thread) = Writer::start(writes, config.write_batch_max, wal, nudge);
+    let background = Background {
+        writer: thread,
+        search,
+        checkpoints,
+    };
+    (writer, background)
 }
 
 /// How often the SQLite WAL is copied back into the database file. Often,

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use diesel::sql_types::Integer;
 use diesel::{QueryableByName, RunQueryDsl};
+use tokio::sync::oneshot;
 
 use super::{DbConnection, DbPool};
 
@@ -122,15 +123,32 @@ pub struct Checkpointer {
     pub length: WalLength,
 }
 
+/// The running background task.
+pub struct CheckpointTask {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CheckpointTask {
+    /// Ends the task after the round under way, if any, and waits for that:
+    /// when it returns the task holds no connection.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 /// How often the background task looks at a log nobody writes to: a pass
 /// every few milliseconds is for a writer that keeps appending, and would
 /// cost an idle server about 1 % of a core.
 pub const AT_REST: Duration = Duration::from_millis(250);
 
 impl Checkpointer {
-    /// Runs rounds on the current Tokio runtime until it stops.
-    pub fn spawn(self, pool: DbPool) {
-        tokio::spawn(async move {
+    /// Runs rounds on the current Tokio runtime until the runtime stops or
+    /// [`CheckpointTask::stop`] is called.
+    pub fn spawn(self, pool: DbPool) -> CheckpointTask {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
             let mut before: Option<CheckpointResult> = None;
             loop {
                 let pool = pool.clone();
@@ -148,9 +166,15 @@ impl Checkpointer {
                     (Some(b), Some(n)) if n.copied_everything() && n.log == b.log
                 );
                 before = now;
-                tokio::time::sleep(if at_rest { AT_REST } else { self.every }).await;
+                let pause = if at_rest { AT_REST } else { self.every };
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    // The sender was used or dropped: either way, stop.
+                    _ = &mut stopped => return,
+                }
             }
         });
+        CheckpointTask { stop, task }
     }
 
     /// One round on a pooled connection, which goes back as soon as the

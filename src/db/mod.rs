@@ -185,6 +185,7 @@ impl r2d2::ManageConnection for ConnectionManager {
                 Ok(DbConnection::Sqlite(conn))
             }
             DatabaseTarget::Postgres(url) => {
+                postgres_process_setup();
                 let mut conn =
                     PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 // diesel keeps prepared statements per connection; after five
@@ -211,6 +212,20 @@ impl r2d2::ManageConnection for ConnectionManager {
         conn.is_broken()
             || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
     }
+}
+
+/// Process-wide set-up before the first PostgreSQL connection: OpenSSL,
+/// which libpq uses for TLS, is initialised without its clean-up at exit.
+/// That clean-up frees OpenSSL's global state while other threads may still
+/// use it: an r2d2 worker thread re-opening a connection, or closing the
+/// pool's connections as the last handle on it goes. The process then ended
+/// with SIGSEGV after a clean stop. OpenSSL decides whether to clean up at
+/// its first initialisation, so this runs before libpq's (programs that open
+/// a connection with libpq directly, such as the tests, call it first); the
+/// operating system reclaims the memory at exit anyway.
+pub fn postgres_process_setup() {
+    // Idempotent: the crate initialises once per process.
+    openssl_sys::init();
 }
 
 /// Process-wide SQLite set-up, once, before the first connection:

@@ -65,6 +65,7 @@ impl TestDb {
                     .ok()
                     .filter(|v| !v.trim().is_empty())?;
                 let admin_url = format!("{}/postgres", base.trim_end_matches('/'));
+                leadhook::db::postgres_process_setup();
                 static COUNTER: AtomicU32 = AtomicU32::new(0);
                 let name = format!(
                     "leadhook_test_{}_{}_{}",
@@ -87,6 +88,47 @@ impl TestDb {
         match self {
             TestDb::Sqlite(_) => Backend::Sqlite,
             TestDb::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// Whether anything still has the database open. SQLite: a write-ahead
+    /// log beside a database file, which SQLite removes as the last
+    /// connection closes. PostgreSQL: a session connected to it, after
+    /// waiting up to `settle` for the server to end those whose clients have
+    /// closed them (it does so a moment later).
+    pub fn in_use(&self, settle: Duration) -> bool {
+        match self {
+            TestDb::Sqlite(dir) => std::fs::read_dir(dir.path())
+                .expect("the database directory")
+                .any(|entry| {
+                    let name = entry.expect("a directory entry").file_name();
+                    name.to_string_lossy().ends_with("-wal")
+                }),
+            TestDb::Postgres { admin_url, name } => {
+                #[derive(diesel::QueryableByName)]
+                struct Sessions {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let mut conn = PgConnection::establish(admin_url).expect("admin connection");
+                let deadline = std::time::Instant::now() + settle;
+                loop {
+                    let open = diesel::sql_query(
+                        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(name.as_str())
+                    .get_result::<Sessions>(&mut conn)
+                    .expect("pg_stat_activity")
+                    .n;
+                    if open == 0 {
+                        return false;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
         }
     }
 
@@ -116,9 +158,51 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     vars: HashMap<String, String>,
-    handle: actix_web::dev::ServerHandle,
-    // Last: dropped after the server handle.
+    server: Running,
+    // Dropped after the server has stopped (see `Drop for TestApp`).
     db: TestDb,
+}
+
+/// An in-process server: its handle and the task that serves, which ends
+/// once the server, its writer and its search index have finished.
+struct Running {
+    handle: actix_web::dev::ServerHandle,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// Stops the server and waits until the application has finished with
+    /// the database. Idempotent.
+    async fn stop(&mut self, graceful: bool) -> Result<(), String> {
+        self.handle.stop(graceful).await;
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(Duration::from_secs(30), task).await {
+            Err(_) => Err("the application had not finished 30 s after its stop".into()),
+            Ok(Err(e)) => Err(format!("the serving task failed: {e}")),
+            Ok(Ok(Err(e))) => Err(format!("the server failed: {e}")),
+            Ok(Ok(Ok(()))) => Ok(()),
+        }
+    }
+}
+
+/// Stops the server and waits for its writer before the database goes.
+/// Otherwise the writer, the search index and the pools outlive the test,
+/// still using a database that is being dropped.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let stopped = tokio::task::block_in_place(|| runtime.block_on(self.server.stop(false)));
+        if let Err(e) = stopped {
+            // A test that failed already says why; a second panic would abort.
+            if !std::thread::panicking() {
+                panic!("{e}");
+            }
+        }
+    }
 }
 
 impl TestApp {
@@ -159,15 +243,26 @@ impl TestApp {
         for (k, v) in overrides {
             vars.insert(k.to_string(), v.to_string());
         }
-        let (address, handle) = start(&vars).await;
+        let (address, server) = start(&vars).await;
         TestApp {
             address,
             client: reqwest::Client::new(),
             backend,
             vars,
-            handle,
+            server,
             db,
         }
+    }
+
+    /// Stops the server gracefully and waits until the application has
+    /// finished with the database; [`TestApp::restart`] starts it again.
+    pub async fn stop(&mut self) {
+        self.server.stop(true).await.expect("the server stops");
+    }
+
+    /// Whether anything still has the test database open ([`TestDb::in_use`]).
+    pub fn database_in_use(&self, settle: Duration) -> bool {
+        self.db.in_use(settle)
     }
 
     /// Stops the server (gracefully) and starts a new one on the same database.
@@ -177,11 +272,11 @@ impl TestApp {
 
     /// Like [`TestApp::restart`], doing `between` while no server runs.
     pub async fn restart_after(mut self, between: impl FnOnce()) -> TestApp {
-        self.handle.stop(true).await;
+        self.stop().await;
         between();
-        let (address, handle) = start(&self.vars).await;
+        let (address, server) = start(&self.vars).await;
         self.address = address;
-        self.handle = handle;
+        self.server = server;
         self
     }
 
@@ -278,15 +373,15 @@ impl TestApp {
     }
 }
 
-async fn start(vars: &HashMap<String, String>) -> (String, actix_web::dev::ServerHandle) {
+async fn start(vars: &HashMap<String, String>) -> (String, Running) {
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration");
     let app = Application::build(config)
         .await
         .expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    (address, handle)
+    let task = Some(tokio::spawn(app.run_until_stopped()));
+    (address, Running { handle, task })
 }
 
 /// How one webhook POST ended.

@@ -1,6 +1,8 @@
 //! Exactly-once leads: duplicates, retries, concurrency, restarts, ordering by
 //! WhatsApp timestamp, profile names, reactivation and students.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use serde_json::json;
 
@@ -95,6 +97,39 @@ async fn restart_then_redelivery_counts_nothing_new(app: TestApp) {
     assert_eq!(app.stats().await["messages_total"], 5);
     // The restarted process has no live conversation for redelivered messages.
     assert_eq!(app.admin_json("/api/admin/conversations").await["total"], 0);
+}
+
+/// A stop returns only once the writer has committed everything and the
+/// application has closed the database; a restart then finds every message.
+async fn a_stop_finishes_the_writes_and_closes_the_database(mut app: TestApp) {
+    let posts = (0..40).map(|i| {
+        let body = text_from(
+            &format!("1555333{:04}", i % 8),
+            &format!("wamid.STOP{i}"),
+            T0 + i,
+            "before the stop",
+        );
+        let app = &app;
+        async move { app.post_webhook(&body).await.status() }
+    });
+    for status in join_all(posts).await {
+        assert_eq!(status, 200);
+    }
+    assert!(
+        app.database_in_use(Duration::ZERO),
+        "a running server has the database open"
+    );
+    app.stop().await;
+    assert!(
+        !app.database_in_use(Duration::from_secs(5)),
+        "the database is still open after the stop returned"
+    );
+    let app = app.restart().await;
+    assert_eq!(app.stats().await["messages_total"], 40);
+    assert_eq!(
+        app.admin_json("/api/admin/leads?q=before").await["total"],
+        8
+    );
 }
 
 async fn sender_name_is_the_latest_non_empty_profile_name(app: TestApp) {
@@ -311,6 +346,7 @@ crate::on_both_databases!(
     two_hundred_concurrent_messages_from_one_sender_count_200,
     older_message_delivered_last_does_not_become_last_message,
     restart_then_redelivery_counts_nothing_new,
+    a_stop_finishes_the_writes_and_closes_the_database,
     sender_name_is_the_latest_non_empty_profile_name,
     deactivated_lead_that_writes_again_is_active,
     registered_students_create_no_leads,

@@ -313,15 +313,12 @@ const BROAD_MIN: i64 = 2_000;
 /// Whether `term` (an FTS5 phrase) occurs in so many messages that walking
 /// the leads in sort order and testing each one with `LIKE` fills a page
 /// sooner than collecting every matching lead first. Reads at most the
-/// threshold's number of index entries.
-fn matches_broadly(conn: &mut DbConnection, term: &str) -> QueryResult<bool> {
+/// threshold's number of index entries. `messages`: all messages, from the
+/// running totals.
+fn matches_broadly(conn: &mut DbConnection, term: &str, messages: i64) -> QueryResult<bool> {
     let DbConnection::Sqlite(c) = conn else {
         return Ok(false);
     };
-    let messages: i64 = lead_counters::table
-        .find(1)
-        .select(lead_counters::messages)
-        .get_result(c)?;
     let threshold = (messages / BROAD_SHARE).max(BROAD_MIN);
     let found: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM (SELECT rowid FROM messages_search \
@@ -466,18 +463,26 @@ pub fn list(
         search_index::wait_until_current(c, search_index::CATCH_UP_WAIT)?;
     }
     let scan = filter.q.as_deref().map(|q| Search::Scan(like_pattern(q)));
-    let probed_broad = match &search {
-        Some(Search::Indexed(s)) => matches_broadly(conn, &s.term)?,
-        _ => false,
-    };
-    // All leads, from the running totals, whenever the page counts its
-    // matches itself: what makes a search (`broad_count`) or, on SQLite, a
-    // filter (`walk_filters`) broad. A search always counts so.
-    let all_leads = if with_total && !filter.counted_by_counters() {
-        Some(counters(conn)?.0)
+    // The running totals, read once for what needs them: all messages for
+    // SQLite's probe of a term, and all leads whenever the page counts its
+    // matches itself, which decides whether a search (`broad_count`) or, on
+    // SQLite, a filter (`walk_filters`) is broad. A search always counts so.
+    let probes = matches!(
+        (&search, &*conn),
+        (Some(Search::Indexed(_)), DbConnection::Sqlite(_))
+    );
+    let totals = if probes || (with_total && !filter.counted_by_counters()) {
+        Some(counters(conn)?)
     } else {
         None
     };
+    let probed_broad = match (&search, totals) {
+        (Some(Search::Indexed(s)), Some((.., messages))) if probes => {
+            matches_broadly(conn, &s.term, messages)?
+        }
+        _ => false,
+    };
+    let all_leads = totals.map(|(leads, ..)| leads);
     let broad_count = match &search {
         Some(Search::Indexed(_)) if !probed_broad => all_leads.map(broad_lead_count),
         _ => None,
@@ -847,8 +852,9 @@ mod tests {
         let conn: &mut DbConnection = &mut pool.get().expect("a connection");
         leads_with_messages(conn);
         crate::db::test_search_catch_up(&dir);
-        assert!(matches_broadly(conn, "\"course\"").expect("probed"));
-        assert!(!matches_broadly(conn, "\"syllabus\"").expect("probed"));
+        let messages = counters(conn).expect("the running totals").3;
+        assert!(matches_broadly(conn, "\"course\"", messages).expect("probed"));
+        assert!(!matches_broadly(conn, "\"syllabus\"", messages).expect("probed"));
 
         let filter = LeadFilter {
             q: Some("COURSE".into()),

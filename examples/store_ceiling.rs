@@ -1,0 +1,213 @@
+//! The store ceiling: how fast this machine can answer a signed webhook
+//! *after committing its message to SQLite*, with nothing else done.
+//!
+//!     cargo build --release --example store_ceiling
+//!     scripts/bench-webhook store 3 --connections 64 --duration 15
+//!
+//! or by hand, configured like leadhook (`PORT`, `DATABASE_URL` a SQLite file,
+//! `WHATSAPP_APP_SECRET`, `SQLITE_SYNCHRONOUS` `FULL` or `NORMAL`):
+//!
+//!     PORT=18090 DATABASE_URL=/tmp/store.db WHATSAPP_APP_SECRET=s target/release/examples/store_ceiling &
+//!     leadhook loadtest --url http://127.0.0.1:18090 --secret s --admin-token x --ceiling
+//!
+//! `loadtest --ceiling` says what the machine allows for a handler that only
+//! checks the signature. This server adds the least that any design keeping
+//! the webhook's promise ("`200` means committed") must add: it reads each
+//! message's id and text from the body, and a writer thread stores them in
+//! one table keyed by the id, one transaction and one fsync per batch of
+//! whatever bodies are waiting (group commit), before the `200`. There are
+//! no leads, no other index, no search index, no logging, and SQLite's own
+//! checkpoints. Its throughput as a share of the ceiling bounds what a write
+//! path that commits each message before answering can reach here, whatever
+//! else it leaves out.
+//!
+//! `GET /api/admin/leads/stats` answers `{"messages_total": N}`, so that
+//! `loadtest` checks lost and duplicated messages against it as it does
+//! against leadhook, and `GET /readyz` answers once the database is open.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use leadhook::whatsapp::signature;
+
+/// The most bodies one transaction takes, as leadhook's writer batch.
+const MAX_BATCH: usize = 512;
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        wamid -> Text,
+        body -> Text,
+    }
+}
+
+/// Only what the store needs from a WhatsApp webhook body.
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(default)]
+    changes: Vec<Change>,
+}
+#[derive(Deserialize)]
+struct Change {
+    value: Value,
+}
+#[derive(Deserialize)]
+struct Value {
+    #[serde(default)]
+    messages: Vec<Message>,
+}
+#[derive(Deserialize)]
+struct Message {
+    id: String,
+    #[serde(default)]
+    text: Option<Text>,
+}
+#[derive(Deserialize)]
+struct Text {
+    body: String,
+}
+
+/// One request's messages, and where to say they are committed.
+struct Job {
+    rows: Vec<(String, String)>,
+    reply: oneshot::Sender<bool>,
+}
+
+struct Shared {
+    secret: Vec<u8>,
+    queue: mpsc::Sender<Job>,
+    stored: Arc<AtomicI64>,
+}
+
+async fn webhook(
+    shared: web::Data<Shared>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let signed = request
+        .headers()
+        .get("X-Hub-Signature-256")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| signature::verify(&shared.secret, &body, h).is_ok());
+    if !signed {
+        return HttpResponse::Unauthorized().json(serde_json::json!({"error": "bad signature"}));
+    }
+    let Ok(payload) = serde_json::from_slice::<Payload>(&body) else {
+        return HttpResponse::BadRequest().json(serde_json::json!({"error": "not a webhook"}));
+    };
+    let rows: Vec<(String, String)> = payload
+        .entry
+        .into_iter()
+        .flat_map(|e| e.changes)
+        .flat_map(|c| c.value.messages)
+        .map(|m| (m.id, m.text.map(|t| t.body).unwrap_or_default()))
+        .collect();
+    let count = rows.len();
+    let (reply, committed) = oneshot::channel();
+    if shared.queue.send(Job { rows, reply }).await.is_err() || committed.await != Ok(true) {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "not stored"}));
+    }
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "stored": count}))
+}
+
+async fn stats(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(serde_json::json!({"messages_total": shared.stored.load(Ordering::SeqCst)}))
+}
+
+/// Group commit: every job waiting, in one transaction, then the answers.
+fn writer(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, stored: Arc<AtomicI64>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = conn.immediate_transaction(|c| {
+            let mut inserted = 0;
+            for job in &batch {
+                for (wamid, body) in &job.rows {
+                    inserted += diesel::insert_or_ignore_into(messages::table)
+                        .values((messages::wamid.eq(wamid), messages::body.eq(body)))
+                        .execute(c)?;
+                }
+            }
+            QueryResult::Ok(inserted)
+        });
+        if let Ok(inserted) = &outcome {
+            stored.fetch_add(*inserted as i64, Ordering::SeqCst);
+        }
+        for job in batch {
+            let _ = job.reply.send(outcome.is_ok());
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let setting =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let port: u16 = setting("PORT", "8080")
+        .parse()
+        .expect("PORT: a port number");
+    let path = setting("DATABASE_URL", "store-ceiling.db");
+    let secret = setting("WHATSAPP_APP_SECRET", "s");
+    let sync = setting("SQLITE_SYNCHRONOUS", "FULL");
+    assert!(
+        ["FULL", "NORMAL"].contains(&sync.to_uppercase().as_str()),
+        "SQLITE_SYNCHRONOUS: FULL or NORMAL"
+    );
+
+    let mut conn = SqliteConnection::establish(&path).expect("opening the database");
+    conn.batch_execute(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};
+         CREATE TABLE IF NOT EXISTS messages (
+             id INTEGER PRIMARY KEY, wamid TEXT NOT NULL UNIQUE, body TEXT NOT NULL);"
+    ))
+    .expect("setting up the database");
+    let stored = Arc::new(AtomicI64::new(
+        messages::table
+            .count()
+            .get_result(&mut conn)
+            .expect("counting"),
+    ));
+    let (queue, receiver) = mpsc::channel(MAX_BATCH * 4);
+    let writing = {
+        let stored = Arc::clone(&stored);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer(conn, receiver, stored))?
+    };
+    let shared = web::Data::new(Shared {
+        secret: secret.into_bytes(),
+        queue,
+        stored,
+    });
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+                .route("/api/webhook/whatsapp", web::post().to(webhook))
+                .route("/api/admin/leads/stats", web::get().to(stats))
+                .route("/readyz", web::get().to(HttpResponse::Ok))
+        })
+        .bind(("127.0.0.1", port))?
+        .run()
+        .await
+    })?;
+    let _ = writing.join();
+    Ok(())
+}

@@ -244,37 +244,43 @@ where
 }
 
 fn lead_groups(conn: &mut DbConnection, range: Range) -> QueryResult<Vec<LeadGroup>> {
-    load(conn, range, |d, range| {
-        format!(
-            "SELECT {day} AS day, status, source_type, business_phone_number_id, \
-                    COUNT(*) AS leads, COUNT(converted_at) AS converted, \
-                    CAST(SUM(message_count) AS BIGINT) AS messages \
-             FROM leads WHERE {range} GROUP BY 1, 2, 3, 4",
-            day = d.day("created_at"),
-            range = d.in_range("created_at", range),
-        )
-    })
+    load(conn, range, lead_groups_sql)
+}
+
+fn lead_groups_sql(d: Dialect, range: Range) -> String {
+    format!(
+        "SELECT {day} AS day, status, source_type, business_phone_number_id, \
+                COUNT(*) AS leads, COUNT(converted_at) AS converted, \
+                CAST(SUM(message_count) AS BIGINT) AS messages \
+         FROM leads WHERE {range} GROUP BY 1, 2, 3, 4",
+        day = d.day("created_at"),
+        range = d.in_range("created_at", range),
+    )
 }
 
 fn conversion_days(conn: &mut DbConnection, range: Range) -> QueryResult<Vec<ConversionDay>> {
-    load(conn, range, |d, range| {
-        format!(
-            "SELECT {day} AS day, COUNT(*) AS conversions FROM leads WHERE {range} GROUP BY 1",
-            day = d.day("converted_at"),
-            range = d.in_range("converted_at", range),
-        )
-    })
+    load(conn, range, conversion_days_sql)
+}
+
+fn conversion_days_sql(d: Dialect, range: Range) -> String {
+    format!(
+        "SELECT {day} AS day, COUNT(*) AS conversions FROM leads WHERE {range} GROUP BY 1",
+        day = d.day("converted_at"),
+        range = d.in_range("converted_at", range),
+    )
 }
 
 fn message_groups(conn: &mut DbConnection, range: Range) -> QueryResult<Vec<MessageGroup>> {
-    load(conn, range, |d, range| {
-        format!(
-            "SELECT {day} AS day, message_type, business_phone_number_id, COUNT(*) AS messages \
-             FROM messages WHERE {range} GROUP BY 1, 2, 3",
-            day = d.day("received_at"),
-            range = d.in_range("received_at", range),
-        )
-    })
+    load(conn, range, message_groups_sql)
+}
+
+fn message_groups_sql(d: Dialect, range: Range) -> String {
+    format!(
+        "SELECT {day} AS day, message_type, business_phone_number_id, COUNT(*) AS messages \
+         FROM messages WHERE {range} GROUP BY 1, 2, 3",
+        day = d.day("received_at"),
+        range = d.in_range("received_at", range),
+    )
 }
 
 /// The median of `converted_at - first_message_time` over the `count`
@@ -474,5 +480,49 @@ mod tests {
         assert_eq!(Bucket::Week.start(date(2026, 11, 22)), date(2026, 11, 16));
         assert_eq!(Bucket::Week.start(date(2026, 11, 23)), date(2026, 11, 23));
         assert_eq!(Bucket::Day.start(date(2026, 11, 22)), date(2026, 11, 22));
+    }
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// On SQLite each grouping is read from its covering index alone. The
+    /// write path keeps no other index on those columns for them: a message
+    /// writes no plain `received_at` index entry (migration 000012).
+    #[test]
+    fn sqlite_reads_each_grouping_from_its_covering_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::test_pool(&dir);
+        let mut conn = pool.get().unwrap();
+        let DbConnection::Sqlite(c) = &mut *conn else {
+            panic!("test_pool is SQLite");
+        };
+        let range = Range {
+            from: date(2026, 11, 1).and_hms_opt(0, 0, 0).unwrap(),
+            to: date(2026, 12, 1).and_hms_opt(0, 0, 0).unwrap(),
+        };
+        let groupings: [(fn(Dialect, Range) -> String, &str); 3] = [
+            (lead_groups_sql, "leads_analytics_created_idx"),
+            (conversion_days_sql, "leads_analytics_converted_idx"),
+            (message_groups_sql, "messages_analytics_received_idx"),
+        ];
+        for (sql, index) in groupings {
+            let plan: Vec<PlanStep> = diesel::sql_query(format!(
+                "EXPLAIN QUERY PLAN {}",
+                sql(Dialect::Sqlite, range)
+            ))
+            .bind::<Timestamp, _>(range.from)
+            .bind::<Timestamp, _>(range.to)
+            .load(c)
+            .unwrap();
+            let plan: Vec<&str> = plan.iter().map(|step| step.detail.as_str()).collect();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains(&format!("USING COVERING INDEX {index}"))),
+                "expected {index}, got {plan:?}"
+            );
+        }
     }
 }

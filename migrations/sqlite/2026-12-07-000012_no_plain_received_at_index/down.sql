@@ -1,0 +1,1 @@
+CREATE INDEX messages_received_at_idx ON messages (received_at);

@@ -4,8 +4,9 @@
 //!     cargo build --release --example store_ceiling
 //!     scripts/bench-webhook store 3 --connections 64 --duration 15
 //!
-//! or by hand, configured like leadhook (`PORT`, `DATABASE_URL` a SQLite file,
-//! `WHATSAPP_APP_SECRET`, `SQLITE_SYNCHRONOUS` `FULL` or `NORMAL`):
+//! or by hand, configured like leadhook (`PORT`; `DATABASE_URL`, a SQLite file
+//! or a `postgres://` URL of an existing database; `WHATSAPP_APP_SECRET`;
+//! `SQLITE_SYNCHRONOUS`, `FULL` or `NORMAL`):
 //!
 //!     PORT=18090 DATABASE_URL=/tmp/store.db WHATSAPP_APP_SECRET=s target/release/examples/store_ceiling &
 //!     leadhook loadtest --url http://127.0.0.1:18090 --secret s --admin-token x --ceiling
@@ -16,8 +17,10 @@
 //! message's id and text from the body, and a writer thread stores them in
 //! one table keyed by the id, one transaction and one fsync per batch of
 //! whatever bodies are waiting (group commit), before the `200`. There are
-//! no leads, no other index, no search index, no logging, and SQLite's own
-//! checkpoints. Its throughput as a share of the ceiling bounds what a write
+//! no leads, no other index, no search index, no logging, and the
+//! database's own checkpoints. On SQLite the writer inserts row by row with
+//! one prepared statement; on PostgreSQL, where each statement is a round
+//! trip, a batch is one prepared `INSERT … SELECT FROM unnest(…)`. Its throughput as a share of the ceiling bounds what a write
 //! path that commits each message before answering can reach here, whatever
 //! else it leaves out.
 //!
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Text as SqlText};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -126,8 +130,70 @@ async fn stats(shared: web::Data<Shared>) -> HttpResponse {
         .json(serde_json::json!({"messages_total": shared.stored.load(Ordering::SeqCst)}))
 }
 
+/// The one table, in either database.
+enum Store {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Store {
+    fn open(url: &str, sync: &str) -> QueryResult<Store> {
+        let table = "CREATE TABLE IF NOT EXISTS messages (
+            id {id} PRIMARY KEY, wamid TEXT NOT NULL UNIQUE, body TEXT NOT NULL);";
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut conn = PgConnection::establish(url)
+                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+            conn.batch_execute(&table.replace("{id}", "BIGSERIAL"))?;
+            Ok(Store::Postgres(conn))
+        } else {
+            let mut conn = SqliteConnection::establish(url)
+                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+            conn.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; {}",
+                table.replace("{id}", "INTEGER")
+            ))?;
+            Ok(Store::Sqlite(conn))
+        }
+    }
+
+    fn count(&mut self) -> QueryResult<i64> {
+        match self {
+            Store::Sqlite(c) => messages::table.count().get_result(c),
+            Store::Postgres(c) => messages::table.count().get_result(c),
+        }
+    }
+
+    /// Stores the batch's messages in one transaction; how many were new.
+    fn store(&mut self, batch: &[Job]) -> QueryResult<usize> {
+        let rows = batch.iter().flat_map(|job| &job.rows);
+        match self {
+            Store::Sqlite(c) => c.immediate_transaction(|c| {
+                let mut inserted = 0;
+                for (wamid, body) in rows {
+                    inserted += diesel::insert_or_ignore_into(messages::table)
+                        .values((messages::wamid.eq(wamid), messages::body.eq(body)))
+                        .execute(c)?;
+                }
+                Ok(inserted)
+            }),
+            Store::Postgres(c) => {
+                let (wamids, bodies): (Vec<&String>, Vec<&String>) =
+                    rows.map(|(wamid, body)| (wamid, body)).unzip();
+                // One statement, committed on its own.
+                diesel::sql_query(
+                    "INSERT INTO messages (wamid, body) SELECT * FROM unnest($1::text[], $2::text[]) \
+                     ON CONFLICT (wamid) DO NOTHING",
+                )
+                .bind::<Array<SqlText>, _>(wamids)
+                .bind::<Array<SqlText>, _>(bodies)
+                .execute(c)
+            }
+        }
+    }
+}
+
 /// Group commit: every job waiting, in one transaction, then the answers.
-fn writer(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, stored: Arc<AtomicI64>) {
+fn writer(mut store: Store, mut queue: mpsc::Receiver<Job>, stored: Arc<AtomicI64>) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -136,17 +202,7 @@ fn writer(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, stored: Ar
                 Err(_) => break,
             }
         }
-        let outcome = conn.immediate_transaction(|c| {
-            let mut inserted = 0;
-            for job in &batch {
-                for (wamid, body) in &job.rows {
-                    inserted += diesel::insert_or_ignore_into(messages::table)
-                        .values((messages::wamid.eq(wamid), messages::body.eq(body)))
-                        .execute(c)?;
-                }
-            }
-            QueryResult::Ok(inserted)
-        });
+        let outcome = store.store(&batch);
         if let Ok(inserted) = &outcome {
             stored.fetch_add(*inserted as i64, Ordering::SeqCst);
         }
@@ -170,25 +226,14 @@ fn main() -> std::io::Result<()> {
         "SQLITE_SYNCHRONOUS: FULL or NORMAL"
     );
 
-    let mut conn = SqliteConnection::establish(&path).expect("opening the database");
-    conn.batch_execute(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};
-         CREATE TABLE IF NOT EXISTS messages (
-             id INTEGER PRIMARY KEY, wamid TEXT NOT NULL UNIQUE, body TEXT NOT NULL);"
-    ))
-    .expect("setting up the database");
-    let stored = Arc::new(AtomicI64::new(
-        messages::table
-            .count()
-            .get_result(&mut conn)
-            .expect("counting"),
-    ));
+    let mut store = Store::open(&path, &sync).expect("opening the database");
+    let stored = Arc::new(AtomicI64::new(store.count().expect("counting")));
     let (queue, receiver) = mpsc::channel(MAX_BATCH * 4);
     let writing = {
         let stored = Arc::clone(&stored);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(conn, receiver, stored))?
+            .spawn(move || writer(store, receiver, stored))?
     };
     let shared = web::Data::new(Shared {
         secret: secret.into_bytes(),

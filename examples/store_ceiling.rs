@@ -38,7 +38,7 @@ use diesel::sql_types::{Array, Text as SqlText};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use leadhook::whatsapp::signature;
+use leadhook::loadtest::ceiling;
 
 /// The most bodies one transaction takes, as leadhook's writer batch.
 const MAX_BATCH: usize = 512;
@@ -99,12 +99,7 @@ async fn webhook(
     request: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let signed = request
-        .headers()
-        .get("X-Hub-Signature-256")
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| signature::verify(&shared.secret, &body, h).is_ok());
-    if !signed {
+    if !ceiling::is_signed(&shared.secret, &request, &body) {
         return HttpResponse::Unauthorized().json(serde_json::json!({"error": "bad signature"}));
     }
     let Ok(payload) = serde_json::from_slice::<Payload>(&body) else {

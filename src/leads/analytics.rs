@@ -503,7 +503,8 @@ mod tests {
             from: date(2026, 11, 1).and_hms_opt(0, 0, 0).unwrap(),
             to: date(2026, 12, 1).and_hms_opt(0, 0, 0).unwrap(),
         };
-        let groupings: [(fn(Dialect, Range) -> String, &str); 3] = [
+        type Sql = fn(Dialect, Range) -> String;
+        let groupings: [(Sql, &str); 3] = [
             (lead_groups_sql, "leads_analytics_created_idx"),
             (conversion_days_sql, "leads_analytics_converted_idx"),
             (message_groups_sql, "messages_analytics_received_idx"),

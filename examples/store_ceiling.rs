@@ -1,12 +1,12 @@
 //! The store ceiling: how fast this machine can answer a signed webhook
-//! *after committing its message to SQLite*, with nothing else done.
+//! *after committing its message*, with nothing else done.
 //!
 //!     cargo build --release --example store_ceiling
-//!     scripts/bench-webhook store 3 --connections 64 --duration 15
+//!     scripts/bench-webhook store|store-postgres 3 --connections 64 --duration 15
 //!
-//! or by hand, configured like leadhook (`PORT`; `DATABASE_URL`, a SQLite file
-//! or a `postgres://` URL of an existing database; `WHATSAPP_APP_SECRET`;
-//! `SQLITE_SYNCHRONOUS`, `FULL` or `NORMAL`):
+//! or by hand. It reads leadhook's own configuration (`PORT`, `DATABASE_URL`,
+//! `WHATSAPP_APP_SECRET`, `SQLITE_SYNCHRONOUS`, `HTTP_WORKERS`); a
+//! PostgreSQL database must exist:
 //!
 //!     PORT=18090 DATABASE_URL=/tmp/store.db WHATSAPP_APP_SECRET=s target/release/examples/store_ceiling &
 //!     leadhook loadtest --url http://127.0.0.1:18090 --secret s --admin-token x --ceiling
@@ -15,14 +15,15 @@
 //! checks the signature. This server adds the least that any design keeping
 //! the webhook's promise ("`200` means committed") must add: it reads each
 //! message's id and text from the body, and a writer thread stores them in
-//! one table keyed by the id, one transaction and one fsync per batch of
+//! one table keyed by the id, one transaction and one sync per batch of
 //! whatever bodies are waiting (group commit), before the `200`. There are
 //! no leads, no other index, no search index, no logging, and the
 //! database's own checkpoints. On SQLite the writer inserts row by row with
 //! one prepared statement; on PostgreSQL, where each statement is a round
-//! trip, a batch is one prepared `INSERT … SELECT FROM unnest(…)`. Its throughput as a share of the ceiling bounds what a write
-//! path that commits each message before answering can reach here, whatever
-//! else it leaves out.
+//! trip, a batch is one prepared `INSERT … SELECT FROM unnest(…)`. Its
+//! throughput as a share of the ceiling bounds what a write path that
+//! commits each message before answering can reach here, whatever else it
+//! leaves out.
 //!
 //! `GET /api/admin/leads/stats` answers `{"messages_total": N}`, so that
 //! `loadtest` checks lost and duplicated messages against it as it does
@@ -38,6 +39,7 @@ use diesel::sql_types::{Array, Text as SqlText};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
+use leadhook::config::{Config, DatabaseTarget};
 use leadhook::loadtest::ceiling;
 
 /// The most bodies one transaction takes, as leadhook's writer batch.
@@ -132,23 +134,25 @@ enum Store {
 }
 
 impl Store {
-    fn open(url: &str, sync: &str) -> QueryResult<Store> {
+    fn open(config: &Config) -> Result<Store, Box<dyn std::error::Error>> {
         let table = "CREATE TABLE IF NOT EXISTS messages (
             id {id} PRIMARY KEY, wamid TEXT NOT NULL UNIQUE, body TEXT NOT NULL);";
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut conn = PgConnection::establish(url)
-                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
-            conn.batch_execute(&table.replace("{id}", "BIGSERIAL"))?;
-            Ok(Store::Postgres(conn))
-        } else {
-            let mut conn = SqliteConnection::establish(url)
-                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
-            conn.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; {}",
-                table.replace("{id}", "INTEGER")
-            ))?;
-            Ok(Store::Sqlite(conn))
-        }
+        Ok(match &config.database {
+            DatabaseTarget::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                conn.batch_execute(&table.replace("{id}", "BIGSERIAL"))?;
+                Store::Postgres(conn)
+            }
+            DatabaseTarget::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; {}",
+                    config.sqlite_synchronous.pragma_value(),
+                    table.replace("{id}", "INTEGER")
+                ))?;
+                Store::Sqlite(conn)
+            }
+        })
     }
 
     fn count(&mut self) -> QueryResult<i64> {
@@ -208,20 +212,12 @@ fn writer(mut store: Store, mut queue: mpsc::Receiver<Job>, stored: Arc<AtomicI6
 }
 
 fn main() -> std::io::Result<()> {
-    let setting =
-        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    let port: u16 = setting("PORT", "8080")
-        .parse()
-        .expect("PORT: a port number");
-    let path = setting("DATABASE_URL", "store-ceiling.db");
-    let secret = setting("WHATSAPP_APP_SECRET", "s");
-    let sync = setting("SQLITE_SYNCHRONOUS", "FULL");
-    assert!(
-        ["FULL", "NORMAL"].contains(&sync.to_uppercase().as_str()),
-        "SQLITE_SYNCHRONOUS: FULL or NORMAL"
-    );
-
-    let mut store = Store::open(&path, &sync).expect("opening the database");
+    let config = Config::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let secret = config
+        .app_secret
+        .as_ref()
+        .expect("WHATSAPP_APP_SECRET is not set");
+    let mut store = Store::open(&config).unwrap_or_else(|e| panic!("opening the database: {e}"));
     let stored = Arc::new(AtomicI64::new(store.count().expect("counting")));
     let (queue, receiver) = mpsc::channel(MAX_BATCH * 4);
     let writing = {
@@ -231,7 +227,7 @@ fn main() -> std::io::Result<()> {
             .spawn(move || writer(store, receiver, stored))?
     };
     let shared = web::Data::new(Shared {
-        secret: secret.into_bytes(),
+        secret: secret.expose().as_bytes().to_vec(),
         queue,
         stored,
     });
@@ -244,7 +240,8 @@ fn main() -> std::io::Result<()> {
                 .route("/api/admin/leads/stats", web::get().to(stats))
                 .route("/readyz", web::get().to(HttpResponse::Ok))
         })
-        .bind(("127.0.0.1", port))?
+        .workers(config.workers)
+        .bind((config.host.as_str(), config.port))?
         .run()
         .await
     })?;

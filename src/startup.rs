@@ -301,10 +301,7 @@ pub fn start_writes(
         DatabaseTarget::Postgres(_) => (None, None),
     };
     // The index thread stops once the writer, which holds its nudge, has.
-    let (nudge, search) = match search.map(|index| index.spawn()) {
-        Some((nudge, thread)) => (Some(nudge), Some(thread)),
-        None => (None, None),
-    };
+    let (nudge, search) = search.map(|index| index.spawn()).unzip();
     // The writer thread runs until every handle is dropped.
     let (writer, thread) = Writer::start(writes, config.write_batch_max, wal, nudge);
     let background = Background {

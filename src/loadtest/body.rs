@@ -413,4 +413,41 @@ mod tests {
             assert_eq!(parsed.messages[0].wamid, f.wamid(Phase::Measure, seq));
         }
     }
+
+    /// `scripts/every-sender-a-student.sql` (the messages-alone bound in
+    /// BENCHMARKS.md) must register each of the default 10,000 senders
+    /// under exactly the identifiers its kind sends, and no other sender.
+    #[test]
+    fn the_ablation_script_registers_every_default_sender_as_a_student() {
+        use crate::students::Student;
+        use diesel::connection::SimpleConnection;
+
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::test_pool(&dir);
+        let mut conn = pool.get().unwrap();
+        conn.batch_execute(include_str!("../../scripts/every-sender-a-student.sql"))
+            .unwrap();
+        let identities = |k: u64| match sender_kind(k) {
+            SenderKind::PhoneAndBsuid => (Some(sender_phone(k)), Some(sender_bsuid(k))),
+            SenderKind::UsernameOnly => (None, Some(sender_bsuid(k))),
+            SenderKind::PhoneOnly => (Some(sender_phone(k)), None),
+        };
+        for k in 0..10_000 {
+            let (phone, bsuid) = identities(k);
+            let student = Student::find_by_identity(&mut conn, phone.as_deref(), bsuid.as_deref())
+                .unwrap()
+                .unwrap_or_else(|| panic!("sender {k} is not a student"));
+            assert_eq!(
+                (student.phone_number, student.user_id),
+                (phone, bsuid),
+                "sender {k}"
+            );
+        }
+        let (phone, bsuid) = identities(10_000);
+        assert!(
+            Student::find_by_identity(&mut conn, phone.as_deref(), bsuid.as_deref())
+                .unwrap()
+                .is_none()
+        );
+    }
 }

@@ -1,8 +1,8 @@
 -- Registers the first 10,000 senders of `leadhook loadtest` (its default
 -- `--senders`) as students, with the identifiers each kind of sender sends
--- (`loadtest::body`: sender_kind, sender_phone, sender_bsuid). The write
--- path then stores every message without a lead: no lead is looked up,
--- created or updated, and no message is search-indexed. It measures what the
+-- (`loadtest::body::sender_identities`). The write path then stores every
+-- message without a lead: no lead is looked up, created or updated, and no
+-- message is search-indexed. It measures what the
 -- message path costs alone, with the shipped build (BENCHMARKS.md,
 -- seventeenth pass). The same text runs on SQLite and PostgreSQL (numbers
 -- pad the identifiers, since the two have no padding function in common):

@@ -63,6 +63,17 @@ pub fn sender_bsuid(k: u64) -> String {
     format!("US.72{:018}", k)
 }
 
+/// What sender `k`'s bodies identify it by, as its kind sends them: its
+/// phone number (`wa_id` and `from`) and its BSUID (`user_id` and
+/// `from_user_id`).
+pub fn sender_identities(k: u64) -> (Option<String>, Option<String>) {
+    let kind = sender_kind(k);
+    (
+        (kind != SenderKind::UsernameOnly).then(|| sender_phone(k)),
+        (kind != SenderKind::PhoneOnly).then(|| sender_bsuid(k)),
+    )
+}
+
 /// The most senders the identifiers above keep distinct.
 pub const MAX_SENDERS: u64 = 100_000_000;
 
@@ -128,9 +139,7 @@ impl RequestFactory {
     /// timestamp (seconds).
     pub fn body(&self, phase: Phase, seq: u64, unix_secs: i64, out: &mut String) {
         let k = self.sender_of(phase, seq);
-        let kind = sender_kind(k);
-        let phone = sender_phone(k);
-        let bsuid = sender_bsuid(k);
+        let (phone, bsuid) = sender_identities(k);
         let name = content::name(k);
         let text = &self.texts_json[(content::mix(seq ^ 0xA5A5) % TEXTS.len() as u64) as usize];
         let wamid = self.wamid(phase, seq);
@@ -144,21 +153,22 @@ impl RequestFactory {
              \"messaging_product\":\"whatsapp\",\"metadata\":{{\"display_phone_number\":\"{DISPLAY_PHONE_NUMBER}\",\
              \"phone_number_id\":\"{PHONE_NUMBER_ID}\"}},\"contacts\":[{{\"profile\":{{\"name\":\"{name}\""
         );
-        if kind == SenderKind::UsernameOnly {
+        // Only a username user withholds the number.
+        if phone.is_none() {
             let _ = write!(out, ",\"username\":\"{}\"", content::username(k));
         }
         out.push('}');
-        if kind != SenderKind::UsernameOnly {
+        if let Some(phone) = &phone {
             let _ = write!(out, ",\"wa_id\":\"{phone}\"");
         }
-        if kind != SenderKind::PhoneOnly {
+        if let Some(bsuid) = &bsuid {
             let _ = write!(out, ",\"user_id\":\"{bsuid}\"");
         }
         out.push_str("}],\"messages\":[{");
-        if kind != SenderKind::UsernameOnly {
+        if let Some(phone) = &phone {
             let _ = write!(out, "\"from\":\"{phone}\",");
         }
-        if kind != SenderKind::PhoneOnly {
+        if let Some(bsuid) = &bsuid {
             let _ = write!(out, "\"from_user_id\":\"{bsuid}\",");
         }
         let _ = write!(
@@ -427,13 +437,8 @@ mod tests {
         let mut conn = pool.get().unwrap();
         conn.batch_execute(include_str!("../../scripts/every-sender-a-student.sql"))
             .unwrap();
-        let identities = |k: u64| match sender_kind(k) {
-            SenderKind::PhoneAndBsuid => (Some(sender_phone(k)), Some(sender_bsuid(k))),
-            SenderKind::UsernameOnly => (None, Some(sender_bsuid(k))),
-            SenderKind::PhoneOnly => (Some(sender_phone(k)), None),
-        };
         for k in 0..10_000 {
-            let (phone, bsuid) = identities(k);
+            let (phone, bsuid) = sender_identities(k);
             let student = Student::find_by_identity(&mut conn, phone.as_deref(), bsuid.as_deref())
                 .unwrap()
                 .unwrap_or_else(|| panic!("sender {k} is not a student"));
@@ -443,7 +448,7 @@ mod tests {
                 "sender {k}"
             );
         }
-        let (phone, bsuid) = identities(10_000);
+        let (phone, bsuid) = sender_identities(10_000);
         assert!(
             Student::find_by_identity(&mut conn, phone.as_deref(), bsuid.as_deref())
                 .unwrap()

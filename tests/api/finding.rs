@@ -518,6 +518,86 @@ async fn a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total(app: 
     assert_eq!(rare["total"], 100);
 }
 
+/// `q` with `active` and `converted`: while the inactive and the converted
+/// leads are each at most a tenth of all leads, the count tests the search's
+/// matches against them; beyond that the page counts its matches itself.
+/// Either way the total and the items are exactly the matching leads.
+async fn a_search_with_active_and_converted_counts_exactly(app: TestApp) {
+    // 40 leads: every tenth wrote "bye", the rest about tuition.
+    let mut leads = Vec::new();
+    for i in 0..40_i64 {
+        let phone = format!("15557340{i:03}");
+        let text = if i % 10 == 9 {
+            "bye"
+        } else {
+            "what are the tuition fees?"
+        };
+        let body = text_from(&phone, &format!("wamid.TF{i}"), T0 + i, text);
+        assert_eq!(app.post_webhook(&body).await.status(), 200);
+        leads.push(app.lead(&phone).await["id"].as_i64().expect("id"));
+    }
+    let mut inactive = HashSet::new();
+    let mut converted = HashSet::new();
+    // 3 of 40 on each side, one of them a lead the term is not found in.
+    for (deactivate, convert) in [(0, 1), (9, 19), (21, 22)] {
+        deactivate_and_convert(&app, leads[deactivate], leads[convert]).await;
+        inactive.insert(leads[deactivate]);
+        converted.insert(leads[convert]);
+    }
+    expect_search_by_flags(&app, &leads, &inactive, &converted).await;
+    // 10 of 40 on each side: more than a tenth.
+    for (deactivate, convert) in (2..9).zip(10..17) {
+        deactivate_and_convert(&app, leads[deactivate], leads[convert]).await;
+        inactive.insert(leads[deactivate]);
+        converted.insert(leads[convert]);
+    }
+    expect_search_by_flags(&app, &leads, &inactive, &converted).await;
+}
+
+async fn deactivate_and_convert(app: &TestApp, deactivate: i64, convert: i64) {
+    let path = format!("/api/admin/leads/{deactivate}");
+    json_with_status(app.admin_delete(&path).await, 200).await;
+    let path = format!("/api/admin/leads/{convert}/convert");
+    json_with_status(app.admin_post(&path, &json!({})).await, 200).await;
+}
+
+/// `q=tuition` under every combination of `active` and `converted` lists
+/// exactly the matching leads (all but every tenth of `leads`), with a
+/// total to match, also when the page holds fewer than the total.
+async fn expect_search_by_flags(
+    app: &TestApp,
+    leads: &[i64],
+    inactive: &HashSet<i64>,
+    converted: &HashSet<i64>,
+) {
+    let flags = [None, Some(true), Some(false)];
+    for active in flags {
+        for is_converted in flags {
+            let mut query = String::from("q=tuition");
+            if let Some(a) = active {
+                query.push_str(&format!("&active={a}"));
+            }
+            if let Some(c) = is_converted {
+                query.push_str(&format!("&converted={c}"));
+            }
+            let expected: HashSet<i64> = leads
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 10 != 9)
+                .map(|(_, id)| *id)
+                .filter(|id| active.is_none_or(|a| a != inactive.contains(id)))
+                .filter(|id| is_converted.is_none_or(|c| c == converted.contains(id)))
+                .collect();
+            let found: HashSet<i64> = ids(app, &query).await.into_iter().collect();
+            assert_eq!(found, expected, "{query}");
+            let page = app
+                .admin_json(&format!("/api/admin/leads?limit=2&{query}"))
+                .await;
+            assert_eq!(page["total"], expected.len(), "{query}, limit=2");
+        }
+    }
+}
+
 /// A search finds every message answered `200` before it began, and the lead
 /// it created, while other webhooks keep arriving. (SQLite's search indexes
 /// are kept by a thread beside the writer; a search waits for it to catch up.)
@@ -615,4 +695,5 @@ crate::on_both_databases!(
     q_searches_notes_too,
     cursor_paging_while_webhooks_arrive,
     list_items_carry_their_tags,
+    a_search_with_active_and_converted_counts_exactly,
 );

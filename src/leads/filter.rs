@@ -108,9 +108,10 @@ impl LeadFilter {
     /// word in 240,000 of them with `active=true`: SQLite 235 → 150 ms,
     /// PostgreSQL 2.0 → 0.8 s; BENCHMARKS.md, eighteenth pass). Reading
     /// that side costs time in proportion to its size whatever the term,
-    /// so a flag is tested so only while its side is at most
-    /// 1/[`FLAG_SIDE_SHARE`] of all leads; otherwise `None`, and the page
-    /// counts. `totals`: the running totals (leads, active, converted, …).
+    /// so this holds only while each side used is at most
+    /// 1/[`FLAG_SIDE_SHARE`] of all leads and at most [`FLAG_SIDE_MAX`]
+    /// leads; otherwise `None`, and the page counts. `totals`: the running
+    /// totals (leads, active, converted, …).
     fn search_count_conditions(
         &self,
         (leads, active, converted, _): (i64, i64, i64, i64),
@@ -143,7 +144,7 @@ impl LeadFilter {
         let mut conditions = Vec::new();
         for (wanted, held, side, value) in flags {
             let Some(wanted) = wanted else { continue };
-            if held * FLAG_SIDE_SHARE > leads {
+            if held * FLAG_SIDE_SHARE > leads || held > FLAG_SIDE_MAX {
                 return None;
             }
             let not = if wanted == value { "" } else { "NOT " };
@@ -155,8 +156,14 @@ impl LeadFilter {
 
 /// A search's `active` or `converted` filter is tested against the leads
 /// its partial index holds while they are at most this share (1/n) of all
-/// leads.
+/// leads…
 const FLAG_SIDE_SHARE: i64 = 10;
+/// …and at most this many. PostgreSQL tests `id IN (…)` against a hash of
+/// the side only when its estimate of the hash fits in the memory a hash
+/// may take (twice the count's 16 MB of `work_mem`; about 33 bytes an id,
+/// so about a million ids); beyond it, it searches the side once for
+/// every matching message.
+const FLAG_SIDE_MAX: i64 = 500_000;
 
 /// Order of the lead list; always descending, id breaking ties. Each has an
 /// index on `(key DESC, id DESC)`.
@@ -870,6 +877,16 @@ mod tests {
         assert_eq!(search(Some(true), None).search_count_conditions(over), None);
         assert!(search(None, Some(true))
             .search_count_conditions(over)
+            .is_some());
+        // More leads on a side than a hash of them may take in PostgreSQL's
+        // memory, though under a tenth: the page counts.
+        let large = (10_000_000, 9_400_000, 50, 0);
+        assert_eq!(
+            search(Some(false), None).search_count_conditions(large),
+            None
+        );
+        assert!(search(None, Some(false))
+            .search_count_conditions(large)
             .is_some());
         // Another filter, or no search: the page counts.
         let tagged = LeadFilter {

@@ -538,7 +538,8 @@ async fn a_search_with_active_and_converted_counts_exactly(app: TestApp) {
     }
     let mut inactive = HashSet::new();
     let mut converted = HashSet::new();
-    // 3 of 40 on each side, one of them a lead the term is not found in.
+    // 3 of 40 on each side; leads 9 and 19 wrote "bye", which the search
+    // must not count whatever their flags.
     for (deactivate, convert) in [(0, 1), (9, 19), (21, 22)] {
         deactivate_and_convert(&app, leads[deactivate], leads[convert]).await;
         inactive.insert(leads[deactivate]);

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::db::reuse::{one_of, pieces, BindRow, InsertPiece, RowValues};
 use crate::db::schema::messages;
 use crate::db::sql_time::SqlTime;
-use crate::db::DbConnection;
+use crate::db::{self, DbConnection};
 use crate::with_conn;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -90,13 +90,16 @@ pub fn known_wamids(
 /// Inserts messages known to be new, several rows per statement. Returns how
 /// many rows went in: fewer than given means some were not new after all.
 pub fn insert_new(conn: &mut DbConnection, rows: &[NewMessage<'_>]) -> QueryResult<usize> {
-    // A statement that stays prepared (see `db::reuse`).
-    let mut inserted = 0;
-    for piece in pieces(rows) {
-        let insert = InsertPiece::new(INSERT_NEW, piece, " ON CONFLICT (wamid) DO NOTHING");
-        inserted += with_conn!(conn, c => insert.execute(c))?;
-    }
-    Ok(inserted)
+    // A statement that stays prepared (see `db::reuse`), whose foreign key
+    // checks keep their plans too.
+    db::with_cached_plans(conn, |conn| {
+        let mut inserted = 0;
+        for piece in pieces(rows) {
+            let insert = InsertPiece::new(INSERT_NEW, piece, " ON CONFLICT (wamid) DO NOTHING");
+            inserted += with_conn!(conn, c => insert.execute(c))?;
+        }
+        Ok(inserted)
+    })
 }
 
 impl<DB> BindRow<DB> for NewMessage<'_>

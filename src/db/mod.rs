@@ -20,6 +20,7 @@ pub use writer::Attempt;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::QueryResult;
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -334,6 +335,30 @@ pub fn build_pool(
         .map_err(|e| e.to_string())
 }
 
+/// Runs `work` inside the current transaction with PostgreSQL's plan cache
+/// back at its default (`auto`), then returns it to the per-run planning
+/// each connection starts with (see `ConnectionManager::connect`). That setting reaches the
+/// queries PostgreSQL runs inside a statement too: a message INSERT checks
+/// each row's foreign key with `SELECT 1 FROM leads WHERE id = $1 FOR KEY
+/// SHARE`, and the counting trigger updates `lead_counters` by its key.
+/// Planned at every run, those checks took 1.27 s of 15 s (25 µs a
+/// message; BENCHMARKS.md, eighteenth pass); cached, each stays a look-up
+/// by primary key, which no growth of the tables changes. SQLite: `work`
+/// alone. Outside a transaction `SET LOCAL` would change nothing.
+pub fn with_cached_plans<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    if let DbConnection::Postgres(c) = conn {
+        c.batch_execute("SET LOCAL plan_cache_mode = auto")?;
+    }
+    let done = work(conn)?;
+    if let DbConnection::Postgres(c) = conn {
+        c.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")?;
+    }
+    Ok(done)
+}
+
 /// Applies the embedded migrations of the connection's backend; returns how
 /// many were applied.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
@@ -367,5 +392,55 @@ pub fn is_unavailable(error: &diesel::result::Error) -> bool {
         },
         Error::BrokenTransactionManager => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PostgreSQL only (skipped without `LEADHOOK_TEST_POSTGRES_URL`): the
+    /// plan cache is back at its default inside `with_cached_plans`, and
+    /// at per-run planning again after it, in the same transaction.
+    #[test]
+    fn cached_plans_last_only_for_the_work_given() {
+        let Ok(server) = std::env::var("LEADHOOK_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let target = DatabaseTarget::Postgres(format!("{server}/postgres"));
+        let manager = ConnectionManager::new(
+            target,
+            SqliteSynchronous::Full,
+            Duration::from_secs(5),
+            false,
+        );
+        let mut conn = r2d2::ManageConnection::connect(&manager).expect("a connection");
+        let DbConnection::Postgres(_) = conn else {
+            panic!("a PostgreSQL connection");
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            plan_cache_mode: String,
+        }
+        fn mode(conn: &mut DbConnection) -> QueryResult<String> {
+            let DbConnection::Postgres(c) = conn else {
+                unreachable!()
+            };
+            let setting: Setting = diesel::RunQueryDsl::get_result(
+                diesel::sql_query("SELECT current_setting('plan_cache_mode') AS plan_cache_mode"),
+                c,
+            )?;
+            Ok(setting.plan_cache_mode)
+        }
+        let (inside, after) = conn
+            .transaction(|c| {
+                let inside = with_cached_plans(c, mode)?;
+                Ok::<_, diesel::result::Error>((inside, mode(c)?))
+            })
+            .expect("the transaction");
+        assert_eq!(inside, "auto");
+        assert_eq!(after, "force_custom_plan");
+        assert_eq!(mode(&mut conn).expect("the setting"), "force_custom_plan");
     }
 }

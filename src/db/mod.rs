@@ -337,14 +337,17 @@ pub fn build_pool(
 
 /// Runs `work` inside the current transaction with PostgreSQL's plan cache
 /// back at its default (`auto`), then returns it to the per-run planning
-/// each connection starts with (see `ConnectionManager::connect`). That setting reaches the
-/// queries PostgreSQL runs inside a statement too: a message INSERT checks
-/// each row's foreign key with `SELECT 1 FROM leads WHERE id = $1 FOR KEY
-/// SHARE`, and the counting trigger updates `lead_counters` by its key.
-/// Planned at every run, those checks took 1.27 s of 15 s (25 µs a
-/// message; BENCHMARKS.md, eighteenth pass); cached, each stays a look-up
-/// by primary key, which no growth of the tables changes. SQLite: `work`
-/// alone. Outside a transaction `SET LOCAL` would change nothing.
+/// each connection starts with (see `ConnectionManager::connect`).
+///
+/// That setting reaches the queries PostgreSQL runs inside a statement
+/// too: a message INSERT checks each row's foreign key with `SELECT 1 FROM
+/// leads WHERE id = $1 FOR KEY SHARE`, and the counting trigger updates
+/// `lead_counters` by its key. Planned at every run, those took 1.27 s of
+/// a 15 s load (25 µs a message; BENCHMARKS.md, eighteenth pass). Cached,
+/// each stays a look-up by primary key, which no growth of the tables can
+/// make wrong. Should `work` fail, the rollback of the transaction (or of
+/// its savepoint) undoes the `SET LOCAL` too; outside a transaction it
+/// would change nothing. SQLite: `work` alone.
 pub fn with_cached_plans<T>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> QueryResult<T>,

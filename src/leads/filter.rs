@@ -333,12 +333,12 @@ impl Search {
                 // An FTS5 phrase: matched as a substring by the trigram tokenizer.
                 term: format!("\"{}\"", q.replace('"', "\"\"")),
             }),
-            // The expressions must stay the ones the trigram indexes are built on.
+            // The expressions must stay the ones the trigram indexes are built
+            // on; the lead's fields are kept lower-cased in `lead_search`
+            // (migration `lead_search_table`).
             DbConnection::Postgres(_) => Search::Indexed(IndexedSearch {
                 union: [
-                    "SELECT l.id FROM leads l WHERE \
-                     lower(coalesce(l.phone_number, '') || ' ' || coalesce(l.user_id, '') || ' ' || \
-                     coalesce(l.username, '') || ' ' || coalesce(l.sender_name, '')) LIKE ",
+                    "SELECT s.lead_id AS id FROM lead_search s WHERE s.terms LIKE ",
                     " ESCAPE '\\' UNION ALL SELECT m.lead_id FROM messages m WHERE lower(m.body) LIKE ",
                     " ESCAPE '\\' UNION ALL SELECT n.lead_id FROM lead_notes n WHERE lower(n.body) LIKE ",
                     " ESCAPE '\\'",

@@ -589,7 +589,9 @@ fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
     let analyzing = Instant::now();
     match &mut *conn {
         DbConnection::Sqlite(c) => c.batch_execute("ANALYZE"),
-        DbConnection::Postgres(c) => c.batch_execute("VACUUM ANALYZE students, leads, messages"),
+        DbConnection::Postgres(c) => {
+            c.batch_execute("VACUUM ANALYZE students, leads, lead_search, messages")
+        }
     }
     .context("ANALYZE failed")?;
     println!("  analyzed in {:.1} s", analyzing.elapsed().as_secs_f64());

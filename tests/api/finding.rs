@@ -518,6 +518,25 @@ async fn a_name_shared_by_many_leads_is_paged_in_order_with_an_exact_total(app: 
     assert_eq!(rare["total"], 100);
 }
 
+/// A lead is found by the name it has now, not by one it had, and not at
+/// all once it is deleted with its messages.
+async fn a_lead_is_found_by_its_current_name_until_it_is_deleted(app: TestApp) {
+    let before = Sender::phone("15557350001").named("Grace Hopper");
+    let after = Sender::phone("15557350001").named("Grace Brewster");
+    for msg in [
+        Msg::text(&before, "wamid.RN1", T0, "hello"),
+        Msg::text(&after, "wamid.RN2", T0 + 1, "hello again"),
+    ] {
+        assert_eq!(app.post_webhook(&webhook(&[msg])).await.status(), 200);
+    }
+    let id = app.lead("brewster").await["id"].as_i64().expect("id");
+    assert!(ids(&app, "q=hopper").await.is_empty());
+    let path = format!("/api/admin/leads/{id}?hard=true");
+    json_with_status(app.admin_delete(&path).await, 200).await;
+    assert!(ids(&app, "q=brewster").await.is_empty());
+    assert!(ids(&app, "q=15557350001").await.is_empty());
+}
+
 /// `q` with `active` and `converted`: while the inactive and the converted
 /// leads are each at most a tenth of all leads, the count tests the search's
 /// matches against them; beyond that the page counts its matches itself.
@@ -697,4 +716,5 @@ crate::on_both_databases!(
     cursor_paging_while_webhooks_arrive,
     list_items_carry_their_tags,
     a_search_with_active_and_converted_counts_exactly,
+    a_lead_is_found_by_its_current_name_until_it_is_deleted,
 );

@@ -20,8 +20,7 @@ pub use writer::Attempt;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::QueryResult;
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, PgConnection, QueryResult, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::{DatabaseTarget, SqliteSynchronous};

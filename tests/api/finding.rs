@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{json_with_status, Backend, TestApp};
 use crate::payloads::{text_from, webhook, Msg, Sender, T0};
+use crate::sql;
 use crate::staff::{ids_of, leads_from, note, patched};
 
 async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
@@ -537,6 +538,92 @@ async fn a_lead_is_found_by_its_current_name_until_it_is_deleted(app: TestApp) {
     assert!(ids(&app, "q=15557350001").await.is_empty());
 }
 
+/// `q` finds a message under the lead it belongs to now and by the text it
+/// has now: after it moves to another lead (as in a merge), after a
+/// student's message is given a lead, after its text changes, and not once
+/// it is deleted. Also a word in most messages, whose page is found by
+/// testing leads in activity order (on PostgreSQL one look-up per lead,
+/// never a hash of every matching message). The changes are made in SQL,
+/// as a merge or a reset makes them, to reach every path of PostgreSQL's
+/// `message_search` triggers and SQLite's index notes.
+async fn a_message_is_found_under_its_current_lead_and_text(app: TestApp) {
+    // 2,200 leads, one message each; 2,094 about a course: a broad term
+    // (in at least 2,000 leads and messages).
+    let senders: Vec<Sender> = (0..2_200)
+        .map(|i| Sender::phone(&format!("1555777{i:04}")))
+        .collect();
+    let messages: Vec<Msg> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, sender)| {
+            let body = match i {
+                7 => "the syllabus please",
+                _ if i % 21 == 0 => "hello there",
+                _ => "Which Course is this?",
+            };
+            Msg::text(sender, &format!("wamid.MV{i}"), T0 + i as i64, body)
+        })
+        .collect();
+    assert_eq!(app.post_webhook(&webhook(&messages)).await.status(), 200);
+    let id = |i: usize| {
+        let app = &app;
+        async move {
+            app.lead(&format!("1555777{i:04}")).await["id"]
+                .as_i64()
+                .expect("id")
+        }
+    };
+    let (lead3, lead7, lead9) = (id(3).await, id(7).await, id(9).await);
+
+    let first = app.admin_json("/api/admin/leads?q=COURSE&limit=50").await;
+    assert_eq!(first["total"], 2_094, "{}", first["total"]);
+    let course: Vec<i64> = {
+        let mut ids = Vec::new();
+        for i in (0..2_200usize).rev().filter(|i| *i != 7 && i % 21 != 0) {
+            if ids.len() == 50 {
+                break;
+            }
+            ids.push(id(i).await);
+        }
+        ids
+    };
+    assert_eq!(ids_of(&first), course, "newest activity first");
+    assert_eq!(ids(&app, "q=syllabus").await, [lead7]);
+
+    let sql = |statements: &str| sql::execute(app.backend, &app.database_url(), statements);
+    sql(&format!(
+        "UPDATE messages SET lead_id = {lead9} WHERE lead_id = {lead7};
+         INSERT INTO messages (wamid, lead_id, message_type, body, wa_timestamp, received_at)
+         VALUES ('wamid.MVstudent', NULL, 'text', 'a zebra crossing',
+                 '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
+    ));
+    assert_eq!(
+        ids(&app, "q=syllabus").await,
+        [lead9],
+        "moved to its new lead"
+    );
+    assert!(ids(&app, "q=zebra").await.is_empty(), "a student's message");
+
+    sql(&format!(
+        "UPDATE messages SET lead_id = {lead3} WHERE wamid = 'wamid.MVstudent';
+         UPDATE messages SET body = 'the Reading List' WHERE wamid = 'wamid.MV7';"
+    ));
+    assert_eq!(ids(&app, "q=zebra").await, [lead3], "given a lead");
+    assert!(ids(&app, "q=syllabus").await.is_empty(), "its old text");
+    assert_eq!(ids(&app, "q=reading%20list").await, [lead9], "its new text");
+
+    sql(&format!(
+        "DELETE FROM messages WHERE lead_id IN ({lead3}, {lead9});"
+    ));
+    assert!(ids(&app, "q=reading").await.is_empty(), "deleted");
+    assert!(ids(&app, "q=zebra").await.is_empty(), "deleted");
+    assert_eq!(
+        app.admin_json("/api/admin/leads?q=course&limit=1").await["total"],
+        2_092,
+        "the leads 3 and 9 wrote about a course in their deleted messages"
+    );
+}
+
 /// `q` with `active` and `converted`: while the inactive and the converted
 /// leads are each at most a tenth of all leads, the count tests the search's
 /// matches against them; beyond that the page counts its matches itself.
@@ -717,4 +804,5 @@ crate::on_both_databases!(
     list_items_carry_their_tags,
     a_search_with_active_and_converted_counts_exactly,
     a_lead_is_found_by_its_current_name_until_it_is_deleted,
+    a_message_is_found_under_its_current_lead_and_text,
 );

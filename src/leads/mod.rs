@@ -1,5 +1,5 @@
 //! Leads: the row model and its storage queries ([`model`]), the list
-//! ([`filter`]), the sales pipeline ([`pipeline`], [`change`], [`bulk`]),
+//! ([`filter`]) and how `q` searches it ([`search`]), the sales pipeline ([`pipeline`], [`change`], [`bulk`]),
 //! tags, notes, the activity timeline, the engagement [`score`], the admin
 //! view of a lead, what admin staff do with single leads ([`service`]) and
 //! the wipe ([`reset`]).
@@ -15,6 +15,7 @@ pub mod notes;
 pub mod pipeline;
 pub mod reset;
 pub mod score;
+pub mod search;
 pub mod service;
 pub mod tags;
 pub mod view;

@@ -289,13 +289,10 @@ pub fn start_writes(
     search: Option<db::search_index::SearchIndex>,
 ) -> (Writer, Background) {
     let (wal, checkpoints) = match &config.database {
-        DatabaseTarget::Sqlite(_) => {
+        DatabaseTarget::Sqlite(path) => {
             let length = WalLength::new(CHECKPOINT_RESTART_AT_FRAMES);
-            let task = Checkpointer {
-                every: CHECKPOINT_EVERY,
-                length: length.clone(),
-            }
-            .spawn(writes.clone());
+            let task =
+                Checkpointer::new(CHECKPOINT_EVERY, length.clone(), path).spawn(writes.clone());
             (Some(length), Some(task))
         }
         DatabaseTarget::Postgres(_) => (None, None),

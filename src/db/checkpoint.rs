@@ -211,8 +211,8 @@ impl Checkpointer {
     /// pass is done; then, when the pass copied pages the round `before` had
     /// not, the database file is synced. That sync is SQLite's own work done
     /// early and beside the writer, not an extra promise: the p99 of the
-    /// webhook went from 12.3–12.7 to 9.9–10.3 ms at 64 connections, and
-    /// from 5.1 to 4.1–4.3 ms at 5,000 a second (BENCHMARKS.md, nineteenth
+    /// webhook went from 12.6–13.9 to 10.0–11.1 ms at 64 connections, and
+    /// from 4.5–4.8 to 4.2 ms at 5,000 a second (BENCHMARKS.md, nineteenth
     /// pass).
     pub fn round(
         &self,
@@ -237,6 +237,8 @@ impl Checkpointer {
 
 /// Whether a pass copied pages into the database file since the pass
 /// `before` it: it copied some, and the log is not as that pass left it.
+/// (A log that started over and reached the very same counts again is
+/// taken for unchanged; the next pass, or the writer's, syncs it.)
 fn copied_something_new(before: Option<CheckpointResult>, now: &CheckpointResult) -> bool {
     now.checkpointed > 0 && before != Some(*now)
 }

@@ -542,8 +542,8 @@ async fn a_lead_is_found_by_its_current_name_until_it_is_deleted(app: TestApp) {
 /// has now: after it moves to another lead (as in a merge), after a
 /// student's message is given a lead, after its text changes, and not once
 /// it is deleted. Also a word in most messages, whose page is found by
-/// testing leads in activity order (on PostgreSQL one look-up per lead,
-/// never a hash of every matching message). The changes are made in SQL,
+/// testing leads in activity order, each with a look-up of its messages
+/// (the walk's sub-queries, which carry `OFFSET 0`). The changes are made in SQL,
 /// as a merge or a reset makes them, to reach every path of PostgreSQL's
 /// `message_search` triggers and SQLite's index notes.
 async fn a_message_is_found_under_its_current_lead_and_text(app: TestApp) {

@@ -322,14 +322,14 @@ pub fn list(
     };
     let from_counters = totals
         .filter(|_| filter.counted_by_counters())
-        .map(|t| count_from_counters(filter, t));
+        .map(|t| t.of(filter));
     let probed_broad = match (&search, totals) {
-        (Some(Search::Indexed(s)), Some((.., messages))) if probes => {
-            matches_broadly(conn, &s.term, messages)?
+        (Some(Search::Indexed(s)), Some(t)) if probes => {
+            matches_broadly(conn, &s.term, t.messages)?
         }
         _ => false,
     };
-    let all_leads = totals.map(|(leads, ..)| leads);
+    let all_leads = totals.map(|t| t.leads);
     let broad_count = match &search {
         Some(Search::Indexed(_)) if !probed_broad => all_leads.map(broad_lead_count),
         _ => None,
@@ -605,10 +605,33 @@ pub fn list(
     })
 }
 
-/// The running totals (see the `lead_counters` migration): leads, active,
-/// converted, messages.
-pub fn counters(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64, i64)> {
-    with_conn!(conn, c => lead_counters::table
+/// The running totals that triggers keep (see the `lead_counters`
+/// migration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub leads: i64,
+    pub active: i64,
+    pub converted: i64,
+    pub messages: i64,
+}
+
+impl Totals {
+    /// The total of a filter the running totals answer
+    /// ([`LeadFilter::counted_by_counters`]).
+    fn of(&self, filter: &LeadFilter) -> i64 {
+        match (filter.active, filter.converted) {
+            (Some(true), _) => self.active,
+            (Some(false), _) => self.leads - self.active,
+            (_, Some(true)) => self.converted,
+            (_, Some(false)) => self.leads - self.converted,
+            (None, None) => self.leads,
+        }
+    }
+}
+
+/// Reads the running totals.
+pub fn counters(conn: &mut DbConnection) -> QueryResult<Totals> {
+    let (leads, active, converted, messages) = with_conn!(conn, c => lead_counters::table
         .find(1)
         .select((
             lead_counters::leads,
@@ -616,22 +639,13 @@ pub fn counters(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64, i64)> {
             lead_counters::converted,
             lead_counters::messages,
         ))
-        .first(c))
-}
-
-/// The total of a filter the running totals answer
-/// ([`LeadFilter::counted_by_counters`]), from `totals` ([`counters`]).
-fn count_from_counters(
-    filter: &LeadFilter,
-    (leads, active, converted, _): (i64, i64, i64, i64),
-) -> i64 {
-    match (filter.active, filter.converted) {
-        (Some(true), _) => active,
-        (Some(false), _) => leads - active,
-        (_, Some(true)) => converted,
-        (_, Some(false)) => leads - converted,
-        (None, None) => leads,
-    }
+        .first(c))?;
+    Ok(Totals {
+        leads,
+        active,
+        converted,
+        messages,
+    })
 }
 
 #[cfg(test)]
@@ -716,7 +730,7 @@ mod tests {
         let conn: &mut DbConnection = &mut pool.get().expect("a connection");
         leads_with_messages(conn);
         crate::db::test_search_catch_up(&dir);
-        let messages = counters(conn).expect("the running totals").3;
+        let messages = counters(conn).expect("the running totals").messages;
         assert!(matches_broadly(conn, "\"course\"", messages).expect("probed"));
         assert!(!matches_broadly(conn, "\"syllabus\"", messages).expect("probed"));
 

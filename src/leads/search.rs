@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::db::DbConnection;
-use crate::leads::filter::LeadFilter;
+use crate::leads::filter::{LeadFilter, Totals};
 
 impl LeadFilter {
     /// The conditions a search's count tests each matching lead id against,
@@ -21,12 +21,14 @@ impl LeadFilter {
     /// that side costs time in proportion to its size whatever the term,
     /// so this holds only while each side used is at most
     /// 1/[`FLAG_SIDE_SHARE`] of all leads and at most [`FLAG_SIDE_MAX`]
-    /// leads; otherwise `None`, and the page counts. `totals`: the running
-    /// totals (leads, active, converted, …).
-    pub(super) fn search_count_conditions(
-        &self,
-        (leads, active, converted, _): (i64, i64, i64, i64),
-    ) -> Option<Vec<String>> {
+    /// leads; otherwise `None`, and the page counts.
+    pub(super) fn search_count_conditions(&self, totals: Totals) -> Option<Vec<String>> {
+        let Totals {
+            leads,
+            active,
+            converted,
+            ..
+        } = totals;
         let rest = LeadFilter {
             q: None,
             active: None,
@@ -264,7 +266,12 @@ mod tests {
             ..LeadFilter::default()
         };
         // 1,000 leads, 900 of them active (100 inactive), 50 converted.
-        let totals = (1_000, 900, 50, 0);
+        let totals = Totals {
+            leads: 1_000,
+            active: 900,
+            converted: 50,
+            messages: 0,
+        };
         let conditions = |filter: LeadFilter| filter.search_count_conditions(totals);
         assert_eq!(conditions(search(None, None)), Some(vec![]));
         assert_eq!(
@@ -282,14 +289,21 @@ mod tests {
             ])
         );
         // One inactive lead more than a tenth: the page counts.
-        let over = (1_000, 899, 50, 0);
+        let over = Totals {
+            active: 899,
+            ..totals
+        };
         assert_eq!(search(Some(true), None).search_count_conditions(over), None);
         assert!(search(None, Some(true))
             .search_count_conditions(over)
             .is_some());
         // More leads on a side than a hash of them may take in PostgreSQL's
         // memory, though under a tenth: the page counts.
-        let large = (10_000_000, 9_400_000, 50, 0);
+        let large = Totals {
+            leads: 10_000_000,
+            active: 9_400_000,
+            ..totals
+        };
         assert_eq!(
             search(Some(false), None).search_count_conditions(large),
             None

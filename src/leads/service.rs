@@ -11,7 +11,7 @@ use crate::db::schema::leads;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::leads::activity::{self, Kind};
-use crate::leads::filter::counters;
+use crate::leads::filter::{counters, Totals};
 use crate::leads::pipeline::{Status, Vocabulary};
 use crate::leads::view::{self, LeadView};
 use crate::leads::Lead;
@@ -52,7 +52,12 @@ pub fn stats(conn: &mut DbConnection) -> QueryResult<LeadStats> {
     let now = Utc::now().naive_utc();
     let today = now.date().and_hms_opt(0, 0, 0).unwrap_or(now);
     let week_ago = now - Duration::days(7);
-    let (total, active, converted, messages_total) = counters(conn)?;
+    let Totals {
+        leads: total,
+        active,
+        converted,
+        messages: messages_total,
+    } = counters(conn)?;
     // Range counts on the created_at index: only the newest leads are read.
     let (today_count, week_count) = with_conn!(conn, c => {
         let today_count: i64 = leads::table.filter(leads::created_at.ge(today)).count().get_result(c)?;

@@ -135,3 +135,13 @@ diesel::table! {
         messages -> BigInt,
     }
 }
+
+diesel::table! {
+    /// How many leads have each status, source type and business number
+    /// (`kind` names which), kept exact by triggers.
+    lead_value_counts (kind, value) {
+        kind -> Text,
+        value -> Text,
+        leads -> BigInt,
+    }
+}

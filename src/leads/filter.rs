@@ -11,6 +11,7 @@ use crate::leads::pipeline::{Priority, Status, Vocabulary};
 use crate::leads::search::{
     broad_lead_count, count_from_search_indexes, like_pattern, matches_broadly, Search,
 };
+use crate::leads::value_counts::count_from_values;
 use crate::leads::Lead;
 use crate::with_conn;
 
@@ -309,13 +310,16 @@ pub fn list(
     // counts its matches itself, which decides whether a search
     // (`broad_count`) or, on SQLite, a filter (`walk_filters`) is broad; and
     // the leads an `active` or `converted` filter matches, for the same
-    // decision, also when no total is asked for (an export's chunks).
+    // decision, also when no total is asked for (an export's chunks); the
+    // same for a filter on one kind of value, whose count comes from the
+    // per-value counts.
     let probes = matches!(
         (&search, &*conn),
         (Some(Search::Indexed(_)), DbConnection::Sqlite(_))
     );
     let flags = filter.active.is_some() || filter.converted.is_some();
-    let totals = if probes || with_total || flags {
+    let values = filter.counted_by_values();
+    let totals = if probes || with_total || flags || values {
         Some(counters(conn)?)
     } else {
         None
@@ -323,6 +327,10 @@ pub fn list(
     let from_counters = totals
         .filter(|_| filter.counted_by_counters())
         .map(|t| t.of(filter));
+    let from_values = match totals {
+        Some(t) if values => count_from_values(conn, filter, t)?,
+        _ => None,
+    };
     let probed_broad = match (&search, totals) {
         (Some(Search::Indexed(s)), Some(t)) if probes => {
             matches_broadly(conn, &s.term, t.messages)?
@@ -343,6 +351,8 @@ pub fn list(
         None
     } else if filter.counted_by_counters() {
         from_counters
+    } else if values {
+        from_values
     } else {
         match (
             &search,
@@ -488,7 +498,11 @@ pub fn list(
             break 'page QueryResult::Ok((Vec::new(), counted));
         }
         let wanted = from_end.map_or(skip + limit, |f| f.skip + f.take);
-        let unindexed = walk_filters(walk_all_leads, counted.or(from_counters), wanted);
+        let unindexed = walk_filters(
+            walk_all_leads,
+            counted.or(from_counters).or(from_values),
+            wanted,
+        );
         // (A macro: a closure over the boxed query cannot name its lifetime.)
         // `$down` orders the list as shown (`desc`), `$up` is the opposite;
         // swapped, they read the list from its end.

@@ -1,5 +1,6 @@
 //! Leads: the row model and its storage queries ([`model`]), the list
-//! ([`filter`]) and how `q` searches it ([`search`]), the sales pipeline ([`pipeline`], [`change`], [`bulk`]),
+//! ([`filter`]) and how `q` searches it ([`search`]) and its totals are
+//! read from per-value counts ([`value_counts`]), the sales pipeline ([`pipeline`], [`change`], [`bulk`]),
 //! tags, notes, the activity timeline, the engagement [`score`], the admin
 //! view of a lead, what admin staff do with single leads ([`service`]) and
 //! the wipe ([`reset`]).
@@ -18,6 +19,7 @@ pub mod score;
 pub mod search;
 pub mod service;
 pub mod tags;
+pub mod value_counts;
 pub mod view;
 
 pub use model::Lead;

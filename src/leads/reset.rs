@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::schema::{
-    lead_activity, lead_counters, lead_notes, lead_tags, leads, messages, webhook_failures,
+    lead_activity, lead_counters, lead_notes, lead_tags, lead_value_counts, leads, messages,
+    webhook_failures,
 };
 use crate::db::DbConnection;
 use crate::with_conn;
@@ -45,6 +46,7 @@ pub fn wipe(conn: &mut DbConnection) -> QueryResult<Wiped> {
                 lead_counters::messages.eq(0),
             ))
             .execute(c)?;
+        diesel::delete(lead_value_counts::table).execute(c)?;
         QueryResult::Ok(wiped)
     })
 }

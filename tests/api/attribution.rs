@@ -4,9 +4,10 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{json_with_status, TestApp};
+use crate::helpers::{json_with_status, Backend, TestApp};
 use crate::payloads::{body_of, change, value, Msg, Sender, T0};
-use crate::staff::ids_of;
+use crate::sql;
+use crate::staff::{ids_of, patched};
 
 const AD: &str = "120226305854810726";
 const OTHER_BUSINESS_NUMBER: &str = "209876543210987";
@@ -319,9 +320,106 @@ async fn the_score_follows_the_documented_formula(app: TestApp) {
     );
 }
 
+/// The list's total for a status, a source or a business number alone is
+/// read from per-value counts the database keeps; the page's items come
+/// from the leads themselves. After new leads, pipeline changes, a
+/// changed source and business number, a hard delete and a reset, each
+/// total still equals its items and the expected count.
+async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
+    let main = crate::payloads::BUSINESS_NUMBER_ID;
+    // Nine leads: three from an ad, two from a post, four organic; six
+    // to the main number, three to the other.
+    for i in 0..9u32 {
+        let sender = Sender::phone(&format!("155512301{i:02}"));
+        let number = if i % 3 == 2 {
+            OTHER_BUSINESS_NUMBER
+        } else {
+            main
+        };
+        let source = match i {
+            0..=2 => Some(referral("ad", AD)),
+            3..=4 => Some(referral("post", "p1")),
+            _ => None,
+        };
+        let message = Msg::text(&sender, &format!("wamid.VC{i}"), T0 + i as i64, "hi");
+        post(&app, &body(number, &[message], source)).await;
+    }
+    let lead = |i: u32| {
+        let app = &app;
+        async move {
+            app.lead(&format!("155512301{i:02}")).await["id"]
+                .as_i64()
+                .expect("id")
+        }
+    };
+    let filters = [
+        "status=new",
+        "status=contacted",
+        "status=contacted,qualified,lost",
+        "source=ad",
+        "source=post",
+        "source=organic",
+        &format!("business_number={main}"),
+        &format!("business_number={OTHER_BUSINESS_NUMBER}"),
+    ]
+    .map(|f| f.to_string());
+    assert_eq!(value_totals(&app, &filters).await, [9, 0, 0, 3, 2, 4, 6, 3]);
+
+    patched(&app, lead(0).await, &json!({"status": "contacted"})).await;
+    patched(&app, lead(1).await, &json!({"status": "lost"})).await;
+    patched(&app, lead(5).await, &json!({"status": "contacted"})).await;
+    patched(&app, lead(5).await, &json!({"status": "qualified"})).await;
+    assert_eq!(value_totals(&app, &filters).await, [6, 1, 3, 3, 2, 4, 6, 3]);
+
+    // What the API does not change: a lead's source and number, and a
+    // hard delete (as a merge of two leads does).
+    let sql = |statements: &str| sql::execute(app.backend, &app.database_url(), statements);
+    let (first, organic, other) = (lead(0).await, lead(6).await, lead(8).await);
+    sql(&format!(
+        "UPDATE leads SET source_type = NULL WHERE id = {first};
+         UPDATE leads SET source_type = 'ad', business_phone_number_id = '{main}' WHERE id = {organic};
+         UPDATE leads SET business_phone_number_id = NULL WHERE id = {other};"
+    ));
+    assert_eq!(value_totals(&app, &filters).await, [6, 1, 3, 3, 2, 4, 6, 2]);
+    // (SQLite enforces foreign keys, and so cascades, only when asked.)
+    let cascade = match app.backend {
+        Backend::Sqlite => "PRAGMA foreign_keys = ON;",
+        Backend::Postgres => "",
+    };
+    sql(&format!(
+        "{cascade} DELETE FROM leads WHERE id IN ({first}, {organic});"
+    ));
+    assert_eq!(value_totals(&app, &filters).await, [5, 0, 2, 2, 2, 3, 4, 2]);
+
+    let reset = json!({"confirm": "delete all leads"});
+    json_with_status(app.admin_post("/api/admin/reset", &reset).await, 200).await;
+    assert_eq!(value_totals(&app, &filters).await, [0; 8]);
+    let message = Msg::text(&Sender::phone("15551230199"), "wamid.VC99", T0 + 99, "hi");
+    post(&app, &body(main, &[message], Some(referral("ad", AD)))).await;
+    assert_eq!(value_totals(&app, &filters).await, [1, 0, 0, 1, 0, 0, 1, 0]);
+}
+
+/// Each filter's total, checked against the number of its items.
+async fn value_totals(app: &TestApp, filters: &[String]) -> Vec<usize> {
+    let mut totals = Vec::new();
+    for filter in filters {
+        let page = app
+            .admin_json(&format!("/api/admin/leads?limit=500&{filter}"))
+            .await;
+        let items = ids_of(&page).len();
+        assert_eq!(
+            page["total"], items,
+            "{filter}: the total and the items agree"
+        );
+        totals.push(items);
+    }
+    totals
+}
+
 crate::on_both_databases!(
     ad_referral_is_stored_on_the_message_and_the_lead,
     an_older_message_delivered_late_becomes_the_source,
     the_list_filters_by_source_and_business_number,
     the_score_follows_the_documented_formula,
+    a_value_filter_counts_exactly_through_every_change,
 );

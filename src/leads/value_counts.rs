@@ -32,8 +32,9 @@ impl LeadFilter {
             business_number: None,
             ..self.clone()
         };
-        let unfiltered = rest.active.is_none() && rest.converted.is_none();
-        if !unfiltered || !rest.counted_by_counters() {
+        // (`counted_by_counters` allows one flag; here none may be set.)
+        let no_flags = rest.active.is_none() && rest.converted.is_none();
+        if !no_flags || !rest.counted_by_counters() {
             return None;
         }
         let counted = |kind, values, rest| Some(Counted { kind, values, rest });

@@ -218,6 +218,11 @@ async fn export_takes_the_list_filters(app: TestApp) {
         "q=ada",
         "q=classes",
         "q=nobody",
+        "status=new",
+        "status=converted,lost",
+        "source=organic",
+        "source=ad",
+        &format!("business_number={}", crate::payloads::BUSINESS_NUMBER_ID),
     ] {
         let listed: Vec<i64> = app
             .admin_json(&format!("/api/admin/leads?limit=500&{filter}"))

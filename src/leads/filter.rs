@@ -318,17 +318,17 @@ pub fn list(
         (Some(Search::Indexed(_)), DbConnection::Sqlite(_))
     );
     let flags = filter.active.is_some() || filter.converted.is_some();
-    let values = filter.counted_by_values();
-    let totals = if probes || with_total || flags || values {
+    let values = filter.counted_values();
+    let totals = if probes || with_total || flags || values.is_some() {
         Some(counters(conn)?)
     } else {
         None
     };
-    let from_counters = totals
-        .filter(|_| filter.counted_by_counters())
-        .map(|t| t.of(filter));
-    let from_values = match totals {
-        Some(t) if values => count_from_values(conn, filter, t)?,
+    // The list's total as the triggers keep it, when they keep it: the
+    // running totals, or the per-value counts (never both).
+    let kept_total = match (totals, values) {
+        (Some(t), _) if filter.counted_by_counters() => Some(t.of(filter)),
+        (Some(t), Some(values)) => Some(count_from_values(conn, values, t)?),
         _ => None,
     };
     let probed_broad = match (&search, totals) {
@@ -349,10 +349,8 @@ pub fn list(
     };
     let total = if !with_total {
         None
-    } else if filter.counted_by_counters() {
-        from_counters
-    } else if values {
-        from_values
+    } else if kept_total.is_some() {
+        kept_total
     } else {
         match (
             &search,
@@ -498,11 +496,7 @@ pub fn list(
             break 'page QueryResult::Ok((Vec::new(), counted));
         }
         let wanted = from_end.map_or(skip + limit, |f| f.skip + f.take);
-        let unindexed = walk_filters(
-            walk_all_leads,
-            counted.or(from_counters).or(from_values),
-            wanted,
-        );
+        let unindexed = walk_filters(walk_all_leads, counted.or(kept_total), wanted);
         // (A macro: a closure over the boxed query cannot name its lifetime.)
         // `$down` orders the list as shown (`desc`), `$up` is the opposite;
         // swapped, they read the list from its end.

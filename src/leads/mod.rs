@@ -1,7 +1,7 @@
 //! Leads: the row model and its storage queries ([`model`]), the list
-//! ([`filter`]) and how `q` searches it ([`search`]) and its totals are
-//! read from per-value counts ([`value_counts`]), the sales pipeline ([`pipeline`], [`change`], [`bulk`]),
-//! tags, notes, the activity timeline, the engagement [`score`], the admin
+//! ([`filter`]), how `q` searches it ([`search`]) and the per-value counts
+//! its totals are read from ([`value_counts`]), the sales pipeline
+//! ([`pipeline`], [`change`], [`bulk`]), tags, notes, the activity timeline, the engagement [`score`], the admin
 //! view of a lead, what admin staff do with single leads ([`service`]) and
 //! the wipe ([`reset`]).
 

@@ -15,17 +15,17 @@ use crate::with_conn;
 /// What the counts hold for a filter: the leads of any of `values` of
 /// `kind`, or (`rest`) all leads but those with any value of `kind`.
 #[derive(Debug, PartialEq, Eq)]
-struct Counted<'a> {
+pub(super) struct Counted<'a> {
     kind: &'static str,
     values: Vec<&'a str>,
     rest: bool,
 }
 
 impl LeadFilter {
-    /// The counts to read for this filter's total: `Some` when it filters
-    /// on exactly one of statuses, source or business number, and on
-    /// nothing else.
-    fn counted_values(&self) -> Option<Counted<'_>> {
+    /// The counts to read for this filter's total ([`count_from_values`]):
+    /// `Some` when it filters on exactly one of statuses, source or
+    /// business number, and on nothing else.
+    pub(super) fn counted_values(&self) -> Option<Counted<'_>> {
         let rest = LeadFilter {
             statuses: Vec::new(),
             source: None,
@@ -50,24 +50,15 @@ impl LeadFilter {
             _ => None,
         }
     }
-
-    /// Whether [`count_from_values`] answers this filter's total.
-    pub(super) fn counted_by_values(&self) -> bool {
-        self.counted_values().is_some()
-    }
 }
 
-/// The filter's total from the per-value counts, when they hold it
-/// ([`LeadFilter::counted_by_values`]); `totals` gives all leads for the
-/// rest of a kind.
+/// A filter's total from the per-value counts ([`LeadFilter::counted_values`]);
+/// `totals` gives all leads for the rest of a kind.
 pub(super) fn count_from_values(
     conn: &mut DbConnection,
-    filter: &LeadFilter,
+    counted: Counted<'_>,
     totals: Totals,
-) -> QueryResult<Option<i64>> {
-    let Some(counted) = filter.counted_values() else {
-        return Ok(None);
-    };
+) -> QueryResult<i64> {
     let of_kind = lead_value_counts::table
         .filter(lead_value_counts::kind.eq(counted.kind))
         .select(lead_value_counts::leads);
@@ -78,11 +69,11 @@ pub(super) fn count_from_values(
         with_conn!(conn, c => of_values.load(c))?
     };
     let sum: i64 = counts.iter().sum();
-    Ok(Some(if counted.rest {
+    Ok(if counted.rest {
         totals.leads - sum
     } else {
         sum
-    }))
+    })
 }
 
 #[cfg(test)]

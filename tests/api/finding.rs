@@ -12,16 +12,7 @@ use serde_json::{json, Value};
 use crate::helpers::{json_with_status, Backend, TestApp};
 use crate::payloads::{text_from, webhook, Msg, Sender, T0};
 use crate::sql;
-use crate::staff::{ids_of, leads_from, note, patched};
-
-async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
-    let page = app
-        .admin_json(&format!("/api/admin/leads?limit=500&{query}"))
-        .await;
-    let ids = ids_of(&page);
-    assert_eq!(page["total"], ids.len(), "{query}: total and items agree");
-    ids
-}
+use crate::staff::{ids_of, leads_from, listed_ids, note, patched};
 
 async fn filters_by_status_priority_tag_and_assignee(app: TestApp) {
     let l = leads_from(
@@ -38,24 +29,30 @@ async fn filters_by_status_priority_tag_and_assignee(app: TestApp) {
     .await;
     patched(&app, l[2], &json!({"status": "lost", "priority": "low"})).await;
 
-    assert_eq!(ids(&app, "status=contacted").await, [l[0]]);
-    assert_eq!(ids(&app, "status=contacted,qualified").await, [l[1], l[0]]);
-    assert_eq!(ids(&app, "status=new").await, [l[3]]);
-    assert_eq!(ids(&app, "priority=medium").await, [l[3], l[1]]);
-    assert_eq!(ids(&app, "priority=high,low").await, [l[2], l[0]]);
-    assert_eq!(ids(&app, "tag=vip").await, [l[1], l[0]]);
+    assert_eq!(listed_ids(&app, "status=contacted").await, [l[0]]);
     assert_eq!(
-        ids(&app, "tag=%20VIP%20").await,
+        listed_ids(&app, "status=contacted,qualified").await,
+        [l[1], l[0]]
+    );
+    assert_eq!(listed_ids(&app, "status=new").await, [l[3]]);
+    assert_eq!(listed_ids(&app, "priority=medium").await, [l[3], l[1]]);
+    assert_eq!(listed_ids(&app, "priority=high,low").await, [l[2], l[0]]);
+    assert_eq!(listed_ids(&app, "tag=vip").await, [l[1], l[0]]);
+    assert_eq!(
+        listed_ids(&app, "tag=%20VIP%20").await,
         [l[1], l[0]],
         "tags are normalised"
     );
-    assert_eq!(ids(&app, "tag=webinar&status=qualified").await, [l[1]]);
-    assert_eq!(ids(&app, "tag=nobody").await, Vec::<i64>::new());
-    assert_eq!(ids(&app, "assigned_to=alice").await, [l[0]]);
-    assert_eq!(ids(&app, "assigned=true").await, [l[1], l[0]]);
-    assert_eq!(ids(&app, "assigned=false").await, [l[3], l[2]]);
     assert_eq!(
-        ids(&app, "status=lost&active=true&converted=false").await,
+        listed_ids(&app, "tag=webinar&status=qualified").await,
+        [l[1]]
+    );
+    assert_eq!(listed_ids(&app, "tag=nobody").await, Vec::<i64>::new());
+    assert_eq!(listed_ids(&app, "assigned_to=alice").await, [l[0]]);
+    assert_eq!(listed_ids(&app, "assigned=true").await, [l[1], l[0]]);
+    assert_eq!(listed_ids(&app, "assigned=false").await, [l[3], l[2]]);
+    assert_eq!(
+        listed_ids(&app, "status=lost&active=true&converted=false").await,
         [l[2]]
     );
 }
@@ -71,15 +68,15 @@ async fn filters_by_time_ranges_and_due_follow_ups(app: TestApp) {
         all
     };
     assert_eq!(
-        ids(&app, &format!("created_after={}", created[1])).await,
+        listed_ids(&app, &format!("created_after={}", created[1])).await,
         [l[2], l[1]]
     );
     assert_eq!(
-        ids(&app, &format!("created_before={}", created[1])).await,
+        listed_ids(&app, &format!("created_before={}", created[1])).await,
         [l[0]]
     );
     assert_eq!(
-        ids(
+        listed_ids(
             &app,
             &format!("created_after={}&created_before={}", created[1], created[2])
         )
@@ -94,11 +91,11 @@ async fn filters_by_time_ranges_and_due_follow_ups(app: TestApp) {
             .to_string()
     };
     assert_eq!(
-        ids(&app, &format!("last_activity_after={}", at(1))).await,
+        listed_ids(&app, &format!("last_activity_after={}", at(1))).await,
         [l[2], l[1]]
     );
     assert_eq!(
-        ids(&app, &format!("last_activity_before={}", at(1))).await,
+        listed_ids(&app, &format!("last_activity_before={}", at(1))).await,
         [l[0]]
     );
     // An offset in the query: `+` encoded, or left raw (arrives as a space).
@@ -107,22 +104,24 @@ async fn filters_by_time_ranges_and_due_follow_ups(app: TestApp) {
         .format("%Y-%m-%d")
         .to_string();
     assert_eq!(
-        ids(&app, &format!("last_activity_after={day}T00:00:00%2B00:00"))
+        listed_ids(&app, &format!("last_activity_after={day}T00:00:00%2B00:00"))
             .await
             .len(),
         3
     );
     assert_eq!(
-        ids(&app, &format!("last_activity_after={day}T00:00:00+00:00"))
+        listed_ids(&app, &format!("last_activity_after={day}T00:00:00+00:00"))
             .await
             .len(),
         3
     );
     assert_eq!(
-        ids(&app, &format!("last_activity_after={day}")).await.len(),
+        listed_ids(&app, &format!("last_activity_after={day}"))
+            .await
+            .len(),
         3
     );
-    assert_eq!(ids(&app, "created_before=2000-01-01").await.len(), 0);
+    assert_eq!(listed_ids(&app, "created_before=2000-01-01").await.len(), 0);
 
     patched(
         &app,
@@ -136,8 +135,8 @@ async fn filters_by_time_ranges_and_due_follow_ups(app: TestApp) {
         &json!({"next_follow_up_at": "2100-01-01T09:00:00Z"}),
     )
     .await;
-    assert_eq!(ids(&app, "follow_up_due=true").await, [l[0]]);
-    assert_eq!(ids(&app, "follow_up_due=false").await, [l[2], l[1]]);
+    assert_eq!(listed_ids(&app, "follow_up_due=true").await, [l[0]]);
+    assert_eq!(listed_ids(&app, "follow_up_due=false").await, [l[2], l[1]]);
 }
 
 async fn sorts_by_created_message_count_value_and_score(app: TestApp) {
@@ -177,21 +176,30 @@ async fn sorts_by_created_message_count_value_and_score(app: TestApp) {
     )
     .await;
 
-    assert_eq!(ids(&app, "").await, [l[0], l[2], l[3], l[1]]);
+    assert_eq!(listed_ids(&app, "").await, [l[0], l[2], l[3], l[1]]);
     assert_eq!(
-        ids(&app, "sort=last_activity").await,
+        listed_ids(&app, "sort=last_activity").await,
         [l[0], l[2], l[3], l[1]]
     );
-    assert_eq!(ids(&app, "sort=created").await, [l[3], l[2], l[1], l[0]]);
     assert_eq!(
-        ids(&app, "sort=message_count").await,
+        listed_ids(&app, "sort=created").await,
+        [l[3], l[2], l[1], l[0]]
+    );
+    assert_eq!(
+        listed_ids(&app, "sort=message_count").await,
         [l[0], l[2], l[3], l[1]]
     );
     // Equal values: newest id first; leads without a value last.
-    assert_eq!(ids(&app, "sort=value").await, [l[2], l[3], l[1], l[0]]);
+    assert_eq!(
+        listed_ids(&app, "sort=value").await,
+        [l[2], l[3], l[1], l[0]]
+    );
     // Scores (README formula): four messages in a live conversation 26, two
     // 18, one 4 each; equal scores newest id first.
-    assert_eq!(ids(&app, "sort=score").await, [l[0], l[2], l[3], l[1]]);
+    assert_eq!(
+        listed_ids(&app, "sort=score").await,
+        [l[0], l[2], l[3], l[1]]
+    );
     let scores: Vec<i64> = app
         .leads()
         .await
@@ -199,7 +207,10 @@ async fn sorts_by_created_message_count_value_and_score(app: TestApp) {
         .map(|lead| lead["score"].as_i64().expect("score"))
         .collect();
     assert_eq!(scores.iter().sum::<i64>(), 26 + 18 + 4 + 4, "{scores:?}");
-    assert_eq!(ids(&app, "sort=value&tag=none").await, Vec::<i64>::new());
+    assert_eq!(
+        listed_ids(&app, "sort=value&tag=none").await,
+        Vec::<i64>::new()
+    );
 }
 
 /// Walks the whole list with `limit` per page through `next_cursor`.
@@ -241,7 +252,7 @@ async fn every_sort_pages_with_its_own_cursor(app: TestApp) {
         "value",
         "score",
     ] {
-        let all = ids(&app, &format!("sort={sort}")).await;
+        let all = listed_ids(&app, &format!("sort={sort}")).await;
         assert_eq!(all.len(), 9);
         for limit in [1, 2, 4] {
             assert_eq!(
@@ -288,7 +299,7 @@ async fn every_sort_pages_with_its_own_cursor(app: TestApp) {
             }
         }
     }
-    let values = ids(&app, "sort=value").await;
+    let values = listed_ids(&app, "sort=value").await;
     assert_eq!(
         values,
         [l[3], l[1], l[0], l[5], l[2], l[4], l[8], l[7], l[6]]
@@ -363,12 +374,12 @@ async fn q_searches_notes_too(app: TestApp) {
     .await;
     json_with_status(added, 201).await;
     for q in ["saturday", "SATURDAY%20MORN", "ur"] {
-        let found = ids(&app, &format!("q={q}")).await;
+        let found = listed_ids(&app, &format!("q={q}")).await;
         assert!(found.contains(&l[1]), "q={q}: {found:?}");
         assert!(!found.contains(&l[0]), "q={q}: {found:?}");
     }
     // Message text still matches, next to notes.
-    assert_eq!(ids(&app, "q=hello").await, [l[1], l[0]]);
+    assert_eq!(listed_ids(&app, "q=hello").await, [l[1], l[0]]);
 }
 
 /// Pages through the list while another task keeps posting webhooks: new
@@ -531,11 +542,11 @@ async fn a_lead_is_found_by_its_current_name_until_it_is_deleted(app: TestApp) {
         assert_eq!(app.post_webhook(&webhook(&[msg])).await.status(), 200);
     }
     let id = app.lead("brewster").await["id"].as_i64().expect("id");
-    assert!(ids(&app, "q=hopper").await.is_empty());
+    assert!(listed_ids(&app, "q=hopper").await.is_empty());
     let path = format!("/api/admin/leads/{id}?hard=true");
     json_with_status(app.admin_delete(&path).await, 200).await;
-    assert!(ids(&app, "q=brewster").await.is_empty());
-    assert!(ids(&app, "q=15557350001").await.is_empty());
+    assert!(listed_ids(&app, "q=brewster").await.is_empty());
+    assert!(listed_ids(&app, "q=15557350001").await.is_empty());
 }
 
 /// `q` finds a message under the lead it belongs to now and by the text it
@@ -588,7 +599,7 @@ async fn a_message_is_found_under_its_current_lead_and_text(app: TestApp) {
         ids
     };
     assert_eq!(ids_of(&first), course, "newest activity first");
-    assert_eq!(ids(&app, "q=syllabus").await, [lead7]);
+    assert_eq!(listed_ids(&app, "q=syllabus").await, [lead7]);
 
     let sql = |statements: &str| sql::execute(app.backend, &app.database_url(), statements);
     sql(&format!(
@@ -598,25 +609,35 @@ async fn a_message_is_found_under_its_current_lead_and_text(app: TestApp) {
                  '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
     ));
     assert_eq!(
-        ids(&app, "q=syllabus").await,
+        listed_ids(&app, "q=syllabus").await,
         [lead9],
         "moved to its new lead"
     );
-    assert!(ids(&app, "q=zebra").await.is_empty(), "a student's message");
+    assert!(
+        listed_ids(&app, "q=zebra").await.is_empty(),
+        "a student's message"
+    );
 
     sql(&format!(
         "UPDATE messages SET lead_id = {lead3} WHERE wamid = 'wamid.MVstudent';
          UPDATE messages SET body = 'the Reading List' WHERE wamid = 'wamid.MV7';"
     ));
-    assert_eq!(ids(&app, "q=zebra").await, [lead3], "given a lead");
-    assert!(ids(&app, "q=syllabus").await.is_empty(), "its old text");
-    assert_eq!(ids(&app, "q=reading%20list").await, [lead9], "its new text");
+    assert_eq!(listed_ids(&app, "q=zebra").await, [lead3], "given a lead");
+    assert!(
+        listed_ids(&app, "q=syllabus").await.is_empty(),
+        "its old text"
+    );
+    assert_eq!(
+        listed_ids(&app, "q=reading%20list").await,
+        [lead9],
+        "its new text"
+    );
 
     sql(&format!(
         "DELETE FROM messages WHERE lead_id IN ({lead3}, {lead9});"
     ));
-    assert!(ids(&app, "q=reading").await.is_empty(), "deleted");
-    assert!(ids(&app, "q=zebra").await.is_empty(), "deleted");
+    assert!(listed_ids(&app, "q=reading").await.is_empty(), "deleted");
+    assert!(listed_ids(&app, "q=zebra").await.is_empty(), "deleted");
     assert_eq!(
         app.admin_json("/api/admin/leads?q=course&limit=1").await["total"],
         2_092,
@@ -695,7 +716,7 @@ async fn expect_search_by_flags(
                 .filter(|id| active.is_none_or(|a| a != inactive.contains(id)))
                 .filter(|id| is_converted.is_none_or(|c| c == converted.contains(id)))
                 .collect();
-            let found: HashSet<i64> = ids(app, &query).await.into_iter().collect();
+            let found: HashSet<i64> = listed_ids(app, &query).await.into_iter().collect();
             assert_eq!(found, expected, "{query}");
             let page = app
                 .admin_json(&format!("/api/admin/leads?limit=2&{query}"))

@@ -97,6 +97,17 @@ pub async fn leads_from(app: &TestApp, phones: &[&str]) -> Vec<i64> {
     ids
 }
 
+/// Ids of the list page (up to 500 leads) for `query`, in order, checked
+/// against the page's total.
+pub async fn listed_ids(app: &TestApp, query: &str) -> Vec<i64> {
+    let page = app
+        .admin_json(&format!("/api/admin/leads?limit=500&{query}"))
+        .await;
+    let ids = ids_of(&page);
+    assert_eq!(page["total"], ids.len(), "{query}: total and items agree");
+    ids
+}
+
 /// Ids of a list page, in order.
 pub fn ids_of(page: &Value) -> Vec<i64> {
     page["items"]

@@ -145,3 +145,15 @@ diesel::table! {
         leads -> BigInt,
     }
 }
+
+diesel::table! {
+    /// How many leads had their latest message on each day (UTC): all
+    /// (`kind` "all") and those of each value of the `lead_value_counts`
+    /// kinds, kept exact by triggers.
+    lead_activity_days (kind, value, day) {
+        kind -> Text,
+        value -> Text,
+        day -> Date,
+        leads -> BigInt,
+    }
+}

@@ -16,9 +16,9 @@ use crate::with_conn;
 /// `kind`, or (`rest`) all leads but those with any value of `kind`.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Counted<'a> {
-    kind: &'static str,
-    values: Vec<&'a str>,
-    rest: bool,
+    pub kind: &'static str,
+    pub values: Vec<&'a str>,
+    pub rest: bool,
 }
 
 impl LeadFilter {
@@ -32,9 +32,7 @@ impl LeadFilter {
             business_number: None,
             ..self.clone()
         };
-        // (`counted_by_counters` allows one flag; here none may be set.)
-        let no_flags = rest.active.is_none() && rest.converted.is_none();
-        if !no_flags || !rest.counted_by_counters() {
+        if !rest.unfiltered() {
             return None;
         }
         let counted = |kind, values, rest| Some(Counted { kind, values, rest });
@@ -56,7 +54,7 @@ impl LeadFilter {
 /// `totals` gives all leads for the rest of a kind.
 pub(super) fn count_from_values(
     conn: &mut DbConnection,
-    counted: Counted<'_>,
+    counted: &Counted<'_>,
     totals: Totals,
 ) -> QueryResult<i64> {
     let of_kind = lead_value_counts::table

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{json_with_status, Backend, TestApp};
 use crate::payloads::{body_of, change, value, Msg, Sender, T0};
 use crate::sql;
-use crate::staff::{ids_of, listed_ids, patched};
+use crate::staff::{expect_every_offset, ids_of, patched};
 
 const AD: &str = "120226305854810726";
 const OTHER_BUSINESS_NUMBER: &str = "209876543210987";
@@ -321,10 +321,12 @@ async fn the_score_follows_the_documented_formula(app: TestApp) {
 }
 
 /// The list's total for a status, a source or a business number alone is
-/// read from per-value counts the database keeps; the page's items come
-/// from the leads themselves. After new leads, pipeline changes, a
-/// changed source and business number, a hard delete and a reset, each
-/// total still equals its items and the expected count.
+/// read from per-value counts the database keeps, and a page at an offset
+/// starts at the day the per-day counts say it lands in; the page's items
+/// come from the leads themselves. After new leads, pipeline changes, a
+/// changed source, business number and time, a hard delete and a reset,
+/// each total still equals its items and the expected count, and each
+/// offset gives its slice of the list.
 async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
     let main = crate::payloads::BUSINESS_NUMBER_ID;
     // Nine leads: three from an ad, two from a post, four organic; six
@@ -341,7 +343,9 @@ async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
             3..=4 => Some(referral("post", "p1")),
             _ => None,
         };
-        let message = Msg::text(&sender, &format!("wamid.VC{i}"), T0 + i as i64, "hi");
+        // Over three days, for the pages at an offset (`lead_activity_days`).
+        let at = T0 + i as i64 * 30_000;
+        let message = Msg::text(&sender, &format!("wamid.VC{i}"), at, "hi");
         post(&app, &body(number, &[message], source)).await;
     }
     let lead = |i: u32| {
@@ -370,6 +374,15 @@ async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
     patched(&app, lead(5).await, &json!({"status": "contacted"})).await;
     patched(&app, lead(5).await, &json!({"status": "qualified"})).await;
     assert_eq!(value_totals(&app, &filters).await, [6, 1, 3, 3, 2, 4, 6, 3]);
+    // A new day's message moves a lead to the front, keeping its values.
+    let again = Msg::text(
+        &Sender::phone("15551230103"),
+        "wamid.VC3b",
+        T0 + 300_000,
+        "hi",
+    );
+    post(&app, &body(main, &[again], None)).await;
+    assert_eq!(value_totals(&app, &filters).await, [6, 1, 3, 3, 2, 4, 6, 3]);
 
     // What the API does not change: a lead's source and number, and a
     // hard delete (as a merge of two leads does).
@@ -377,7 +390,8 @@ async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
     let (first, organic, other) = (lead(0).await, lead(6).await, lead(8).await);
     sql(&format!(
         "UPDATE leads SET source_type = NULL WHERE id = {first};
-         UPDATE leads SET source_type = 'ad', business_phone_number_id = '{main}' WHERE id = {organic};
+         UPDATE leads SET source_type = 'ad', business_phone_number_id = '{main}',
+                          last_message_time = '2026-01-02 03:04:05' WHERE id = {organic};
          UPDATE leads SET business_phone_number_id = NULL WHERE id = {other};"
     ));
     assert_eq!(value_totals(&app, &filters).await, [6, 1, 3, 3, 2, 4, 6, 2]);
@@ -399,11 +413,12 @@ async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
     assert_eq!(value_totals(&app, &filters).await, [1, 0, 0, 1, 0, 0, 1, 0]);
 }
 
-/// Each filter's total, checked against the number of its items.
+/// Each filter's total, checked against the number of its items, and its
+/// page at every offset against the list.
 async fn value_totals(app: &TestApp, filters: &[String]) -> Vec<usize> {
     let mut totals = Vec::new();
     for filter in filters {
-        totals.push(listed_ids(app, filter).await.len());
+        totals.push(expect_every_offset(app, filter).await.len());
     }
     totals
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::helpers::{json_with_status, Backend, TestApp};
 use crate::payloads::{text_from, webhook, Msg, Sender, T0};
 use crate::sql;
-use crate::staff::{ids_of, leads_from, listed_ids, note, patched};
+use crate::staff::{expect_every_offset, ids_of, leads_from, listed_ids, note, patched};
 
 async fn filters_by_status_priority_tag_and_assignee(app: TestApp) {
     let l = leads_from(
@@ -323,6 +323,88 @@ async fn every_sort_pages_with_its_own_cursor(app: TestApp) {
             "{error}"
         );
     }
+}
+
+/// A page at an offset into the whole list in activity order starts at the
+/// day the offset lands in, from per-day counts that triggers keep
+/// (`lead_activity_days`). Every offset must give the same slice of the
+/// list read in one piece, also after leads move to another day, leave the
+/// list or all go at once.
+async fn every_offset_lands_on_its_slice_through_every_change(app: TestApp) {
+    const DAY: i64 = 86_400;
+    // Midnight UTC, so that leads sit on both sides of a day's boundary.
+    let midnight = T0 - T0 % DAY;
+    let send = |phone: String, id: String, at: i64| {
+        let app = &app;
+        async move {
+            let body = text_from(&phone, &id, at, "hello");
+            assert_eq!(app.post_webhook(&body).await.status(), 200);
+            app.lead(&phone).await["id"].as_i64().expect("id")
+        }
+    };
+    // Fourteen leads over four days, three or four a day, the last of a day
+    // a second before midnight and the first of the next at midnight.
+    let mut ids = Vec::new();
+    for i in 0..14i64 {
+        let at = midnight + (i / 4) * DAY + [-1, 0, 3_600, 80_000][i as usize % 4];
+        ids.push(send(format!("155567700{i:02}"), format!("wamid.AD{i}"), at).await);
+    }
+    assert_eq!(expect_every_offset(&app, "").await.len(), 14);
+
+    // New messages move two leads to the latest day and one to a day of
+    // its own, later still.
+    send(
+        "15556770001".into(),
+        "wamid.AD-m1".into(),
+        midnight + 3 * DAY + 7,
+    )
+    .await;
+    send(
+        "15556770005".into(),
+        "wamid.AD-m2".into(),
+        midnight + 3 * DAY + 9,
+    )
+    .await;
+    send(
+        "15556770002".into(),
+        "wamid.AD-m3".into(),
+        midnight + 5 * DAY,
+    )
+    .await;
+    assert_eq!(expect_every_offset(&app, "").await.len(), 14);
+
+    // A lead deleted through the API, one in SQL (as a merge does), and a
+    // lead's time changed in SQL.
+    let path = format!("/api/admin/leads/{}?hard=true", ids[9]);
+    json_with_status(app.admin_delete(&path).await, 200).await;
+    let cascade = match app.backend {
+        Backend::Sqlite => "PRAGMA foreign_keys = ON;",
+        Backend::Postgres => "",
+    };
+    let moved_back = "'2025-01-02 03:04:05'";
+    sql::execute(
+        app.backend,
+        &app.database_url(),
+        &format!(
+            "{cascade} DELETE FROM leads WHERE id = {};
+             UPDATE leads SET last_message_time = {moved_back} WHERE id = {};",
+            ids[0], ids[13]
+        ),
+    );
+    assert_eq!(expect_every_offset(&app, "").await.len(), 12);
+
+    let reset = json!({"confirm": "delete all leads"});
+    json_with_status(app.admin_post("/api/admin/reset", &reset).await, 200).await;
+    assert_eq!(expect_every_offset(&app, "").await.len(), 0);
+    for i in 0..3i64 {
+        send(
+            format!("155567701{i:02}"),
+            format!("wamid.AD-r{i}"),
+            midnight + i * DAY,
+        )
+        .await;
+    }
+    assert_eq!(expect_every_offset(&app, "").await.len(), 3);
 }
 
 async fn bad_filter_parameters_are_400_naming_the_parameter(app: TestApp) {
@@ -819,6 +901,7 @@ crate::on_both_databases!(
     filters_by_time_ranges_and_due_follow_ups,
     sorts_by_created_message_count_value_and_score,
     every_sort_pages_with_its_own_cursor,
+    every_offset_lands_on_its_slice_through_every_change,
     bad_filter_parameters_are_400_naming_the_parameter,
     q_searches_notes_too,
     cursor_paging_while_webhooks_arrive,

@@ -108,6 +108,30 @@ pub async fn listed_ids(app: &TestApp, query: &str) -> Vec<i64> {
     ids
 }
 
+/// Checks that a page at every offset into the list `query` selects, from 1
+/// to one past its end, is that slice of the list read in one piece, with
+/// the same total; returns the list.
+pub async fn expect_every_offset(app: &TestApp, query: &str) -> Vec<i64> {
+    let all = listed_ids(app, query).await;
+    let count = all.len();
+    for limit in [1, 3] {
+        for skip in 1..=count + 1 {
+            let page = app
+                .admin_json(&format!(
+                    "/api/admin/leads?skip={skip}&limit={limit}&{query}"
+                ))
+                .await;
+            assert_eq!(
+                ids_of(&page),
+                all[skip.min(count)..(skip + limit).min(count)],
+                "{query} skip={skip} limit={limit}"
+            );
+            assert_eq!(page["total"], count, "{query} skip={skip} limit={limit}");
+        }
+    }
+    all
+}
+
 /// Ids of a list page, in order.
 pub fn ids_of(page: &Value) -> Vec<i64> {
     page["items"]

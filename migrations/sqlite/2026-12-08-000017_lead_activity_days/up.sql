@@ -1,0 +1,71 @@
+-- How many leads had their latest message on each day (UTC): all of them
+-- (kind 'all', value ''), and those of each status, referral source type
+-- and business number (the kinds of `lead_value_counts`). Kept by triggers
+-- like `lead_counters`. A page at an offset into the list in its default
+-- order (latest activity first), unfiltered or filtered on one of those
+-- kinds alone, starts at the day its offset lands in and steps over that
+-- day's leads only, instead of every lead ahead of it
+-- (`leads::activity_days`). A day that loses its last lead keeps its row
+-- at 0. A message moves its lead to another day at most once a day, so the
+-- write path's lead UPDATE fires the update trigger only then.
+CREATE TABLE lead_activity_days (
+    kind  TEXT NOT NULL,
+    value TEXT NOT NULL,
+    day   TEXT NOT NULL,
+    leads BIGINT NOT NULL,
+    PRIMARY KEY (kind, value, day)
+) WITHOUT ROWID;
+
+INSERT INTO lead_activity_days (kind, value, day, leads)
+SELECT 'all', '', date(last_message_time), count(*) FROM leads GROUP BY 3;
+INSERT INTO lead_activity_days (kind, value, day, leads)
+SELECT 'status', status, date(last_message_time), count(*) FROM leads GROUP BY 2, 3;
+INSERT INTO lead_activity_days (kind, value, day, leads)
+SELECT 'source', source_type, date(last_message_time), count(*) FROM leads
+WHERE source_type IS NOT NULL GROUP BY 2, 3;
+INSERT INTO lead_activity_days (kind, value, day, leads)
+SELECT 'business_number', business_phone_number_id, date(last_message_time), count(*)
+FROM leads WHERE business_phone_number_id IS NOT NULL GROUP BY 2, 3;
+
+CREATE TRIGGER lead_days_counted_on_insert AFTER INSERT ON leads BEGIN
+    INSERT INTO lead_activity_days (kind, value, day, leads)
+    SELECT kind, value, date(NEW.last_message_time), 1 FROM (
+        SELECT 'all' AS kind, '' AS value
+        UNION ALL SELECT 'status', NEW.status
+        UNION ALL SELECT 'source', NEW.source_type
+        UNION ALL SELECT 'business_number', NEW.business_phone_number_id)
+    WHERE value IS NOT NULL
+    ON CONFLICT (kind, value, day) DO UPDATE SET leads = leads + 1;
+END;
+CREATE TRIGGER lead_days_counted_on_delete AFTER DELETE ON leads BEGIN
+    UPDATE lead_activity_days SET leads = leads - 1
+    WHERE day = date(OLD.last_message_time)
+      AND ((kind = 'all' AND value = '')
+        OR (kind = 'status' AND value = OLD.status)
+        OR (kind = 'source' AND value = OLD.source_type)
+        OR (kind = 'business_number' AND value = OLD.business_phone_number_id));
+END;
+-- A new day or a new value moves the lead between rows; the WHEN leaves
+-- alone a message's update on the day of the lead's last one.
+CREATE TRIGGER lead_days_counted_on_update
+AFTER UPDATE OF last_message_time, status, source_type, business_phone_number_id ON leads
+WHEN date(NEW.last_message_time) IS NOT date(OLD.last_message_time)
+  OR NEW.status IS NOT OLD.status OR NEW.source_type IS NOT OLD.source_type
+  OR NEW.business_phone_number_id IS NOT OLD.business_phone_number_id
+BEGIN
+    INSERT INTO lead_activity_days (kind, value, day, leads)
+    SELECT kind, value, day, sum(delta) FROM (
+        SELECT 'all' AS kind, '' AS value, date(OLD.last_message_time) AS day, -1 AS delta
+        UNION ALL SELECT 'status', OLD.status, date(OLD.last_message_time), -1
+        UNION ALL SELECT 'source', OLD.source_type, date(OLD.last_message_time), -1
+        UNION ALL SELECT 'business_number', OLD.business_phone_number_id,
+                         date(OLD.last_message_time), -1
+        UNION ALL SELECT 'all', '', date(NEW.last_message_time), 1
+        UNION ALL SELECT 'status', NEW.status, date(NEW.last_message_time), 1
+        UNION ALL SELECT 'source', NEW.source_type, date(NEW.last_message_time), 1
+        UNION ALL SELECT 'business_number', NEW.business_phone_number_id,
+                         date(NEW.last_message_time), 1)
+    WHERE value IS NOT NULL
+    GROUP BY kind, value, day HAVING sum(delta) <> 0
+    ON CONFLICT (kind, value, day) DO UPDATE SET leads = leads + excluded.leads;
+END;

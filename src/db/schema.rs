@@ -147,9 +147,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// How many leads had their latest message on each day (UTC): all
-    /// (`kind` "all") and those of each value of the `lead_value_counts`
-    /// kinds, kept exact by triggers.
+    /// How many leads of each value of the `lead_value_counts` kinds had
+    /// their latest message on each day (UTC), kept exact by triggers.
     lead_activity_days (kind, value, day) {
         kind -> Text,
         value -> Text,

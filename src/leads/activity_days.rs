@@ -1,12 +1,13 @@
 //! Where an offset into the list in its default order (latest activity
 //! first) lands: the day whose leads it falls among, from the per-day counts
-//! triggers keep (migration `lead_activity_days`), for the whole list and
-//! for a list filtered on one kind of value alone (as
+//! triggers keep for each status, source type and business number
+//! (migration `lead_activity_days`), for the whole list and for a list
+//! filtered on one kind of value alone (as
 //! [`LeadFilter::counted_values`](super::filter::LeadFilter) reads them). A
 //! page read from there steps over that day's leads only, where an offset
 //! from the front steps over every lead ahead of it: at 1 M leads
-//! PostgreSQL took 53 ms to step over 500,000 entries of the sort's index,
-//! and 200 ms to find the 100,000th lead from an ad (BENCHMARKS.md,
+//! PostgreSQL took 35–54 ms to step over 500,000 entries of the sort's
+//! index, and 190–200 ms to find the 100,000th lead from an ad (BENCHMARKS.md,
 //! twenty-first pass).
 
 use std::collections::BTreeMap;
@@ -37,9 +38,10 @@ pub(super) fn landing(
 ) -> QueryResult<Option<Landing>> {
     // A row a day with activity and value: a few thousand a year.
     let mut days = BTreeMap::new();
-    // All leads: the whole list, or what the rest of a kind is taken from.
+    // All leads, as every lead has one status: the whole list, or what the
+    // rest of a kind is taken from.
     if counted.is_none_or(|c| c.rest) {
-        add(&mut days, day_rows(conn, "all", None)?, 1);
+        add(&mut days, day_rows(conn, "status", None)?, 1);
     }
     if let Some(c) = counted {
         let values = (!c.rest).then_some(&c.values[..]);

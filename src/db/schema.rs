@@ -156,3 +156,12 @@ diesel::table! {
         leads -> BigInt,
     }
 }
+
+diesel::table! {
+    /// How many leads were created on each day (UTC), kept exact by
+    /// triggers.
+    lead_created_days (day) {
+        day -> Date,
+        leads -> BigInt,
+    }
+}

@@ -7,7 +7,7 @@ use diesel::sql_types::{Bool, Nullable, Text};
 
 use crate::db::schema::{lead_counters, lead_notes, lead_tags, leads, messages};
 use crate::db::{search_index, DbConnection};
-use crate::leads::activity_days::{self, Landing};
+use crate::leads::day_counts::{self, ByDay, Landing};
 use crate::leads::pipeline::{Priority, Status, Vocabulary};
 use crate::leads::search::{
     broad_lead_count, count_from_search_indexes, like_pattern, matches_broadly, Search,
@@ -344,13 +344,18 @@ pub fn list(
         _ => false,
     };
     // A page at an offset into the list in activity order, unfiltered or on
-    // one kind of value, starts at the day its offset lands in
-    // (`activity_days`), when that steps over fewer leads than reading from
-    // the nearer end.
-    let landing = match &values {
-        _ if cursor.is_some() || skip == 0 || sort != Sort::LastActivity => None,
-        None if filter.unfiltered() => activity_days::landing(conn, None, skip)?,
-        Some(values) => activity_days::landing(conn, Some(values), skip)?,
+    // one kind of value, or by creation, unfiltered, starts at the day its
+    // offset lands in (`day_counts`), when that steps over fewer leads than
+    // reading from the nearer end.
+    let by_day = match (sort, &values) {
+        _ if cursor.is_some() || skip == 0 => None,
+        (Sort::LastActivity, Some(values)) => Some(ByDay::Activity(Some(values))),
+        (Sort::LastActivity, None) if filter.unfiltered() => Some(ByDay::Activity(None)),
+        (Sort::Created, None) if filter.unfiltered() => Some(ByDay::Created),
+        _ => None,
+    };
+    let landing = match by_day {
+        Some(by_day) => day_counts::landing(conn, by_day, skip)?,
         None => None,
     };
     let all_leads = totals.map(|t| t.leads);
@@ -558,9 +563,11 @@ pub fn list(
                 let page = build(broad, unindexed);
                 let ids = match (landing, from_end) {
                     (Some(Landing { before, skip }), _) => {
-                        ordered!(page.filter(leads::last_message_time.lt(before)))
-                            .offset(skip)
-                            .limit(limit)
+                        let page = match sort {
+                            Sort::Created => page.filter(leads::created_at.lt(before)),
+                            _ => page.filter(leads::last_message_time.lt(before)),
+                        };
+                        ordered!(page).offset(skip).limit(limit)
                     }
                     (None, Some(FromEnd { skip, take })) => {
                         ordered!(page, asc, desc).offset(skip).limit(take)

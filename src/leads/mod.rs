@@ -1,16 +1,16 @@
 //! Leads: the row model and its storage queries ([`model`]), the list
 //! ([`filter`]), how `q` searches it ([`search`]), the per-value counts
 //! its totals are read from ([`value_counts`]) and the per-day counts a
-//! deep page starts from ([`activity_days`]), the sales pipeline
+//! deep page starts from ([`day_counts`]), the sales pipeline
 //! ([`pipeline`], [`change`], [`bulk`]), tags, notes, the activity timeline, the engagement [`score`], the admin
 //! view of a lead, what admin staff do with single leads ([`service`]) and
 //! the wipe ([`reset`]).
 
 pub mod activity;
-pub mod activity_days;
 pub mod analytics;
 pub mod bulk;
 pub mod change;
+pub mod day_counts;
 pub mod export;
 pub mod filter;
 pub mod model;

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::schema::{
-    lead_activity, lead_activity_days, lead_counters, lead_notes, lead_tags, lead_value_counts,
-    leads, messages, webhook_failures,
+    lead_activity, lead_activity_days, lead_counters, lead_created_days, lead_notes, lead_tags,
+    lead_value_counts, leads, messages, webhook_failures,
 };
 use crate::db::DbConnection;
 use crate::with_conn;
@@ -48,6 +48,7 @@ pub fn wipe(conn: &mut DbConnection) -> QueryResult<Wiped> {
             .execute(c)?;
         diesel::delete(lead_value_counts::table).execute(c)?;
         diesel::delete(lead_activity_days::table).execute(c)?;
+        diesel::delete(lead_created_days::table).execute(c)?;
         QueryResult::Ok(wiped)
     })
 }

@@ -314,15 +314,24 @@ async fn every_sort_pages_with_its_own_cursor(app: TestApp) {
     }
 }
 
-/// A page at an offset into the whole list in activity order starts at the
-/// day the offset lands in, from per-day counts that triggers keep
-/// (`lead_activity_days`). Every offset must give the same slice of the
-/// list read in one piece, also after leads move to another day, leave the
-/// list or all go at once.
+/// A page at an offset into the whole list, in activity order or by
+/// creation, starts at the day the offset lands in, from per-day counts
+/// that triggers keep (`lead_activity_days`, `lead_created_days`). Every
+/// offset must give the same slice of the list read in one piece, also
+/// after leads move to another day, leave the list or all go at once.
 async fn every_offset_lands_on_its_slice_through_every_change(app: TestApp) {
     const DAY: i64 = 86_400;
     // Midnight UTC, so that leads sit on both sides of a day's boundary.
     let midnight = T0 - T0 % DAY;
+    let expect_leads = |count: usize| {
+        let app = &app;
+        async move {
+            for query in ["", "sort=created"] {
+                let all = expect_every_offset(app, query).await;
+                assert_eq!(all.len(), count, "{query}");
+            }
+        }
+    };
     let send = |phone: String, id: String, at: i64| {
         let app = &app;
         async move {
@@ -338,7 +347,7 @@ async fn every_offset_lands_on_its_slice_through_every_change(app: TestApp) {
         let at = midnight + (i / 4) * DAY + [-1, 0, 3_600, 80_000][i as usize % 4];
         ids.push(send(format!("155567700{i:02}"), format!("wamid.AD{i}"), at).await);
     }
-    assert_eq!(expect_every_offset(&app, "").await.len(), 14);
+    expect_leads(14).await;
 
     // New messages move two leads to the latest day and one to a day of
     // its own, later still.
@@ -360,10 +369,13 @@ async fn every_offset_lands_on_its_slice_through_every_change(app: TestApp) {
         midnight + 5 * DAY,
     )
     .await;
-    assert_eq!(expect_every_offset(&app, "").await.len(), 14);
+    expect_leads(14).await;
 
-    // A lead deleted through the API, one in SQL (as a merge does), and a
-    // lead's time changed in SQL.
+    // A lead deleted through the API, one in SQL (as a merge does); two
+    // leads written in SQL (as an import would), created on days before and
+    // after today; and times changed in SQL: one lead's latest message, and
+    // the creation of eight leads (all created today, through webhooks) to
+    // days before and after today, on both sides of midnight.
     let path = format!("/api/admin/leads/{}?hard=true", ids[9]);
     json_with_status(app.admin_delete(&path).await, 200).await;
     let cascade = match app.backend {
@@ -371,20 +383,41 @@ async fn every_offset_lands_on_its_slice_through_every_change(app: TestApp) {
         Backend::Postgres => "",
     };
     let moved_back = "'2025-01-02 03:04:05'";
+    let created: String = [
+        "2030-03-02 00:00:00",
+        "2030-03-01 23:59:59",
+        "2030-03-01 00:00:00",
+        "2030-03-02 00:00:00",
+        "2025-03-02 00:00:00",
+        "2025-03-01 23:59:59",
+        "2025-03-01 00:00:00",
+        "2025-03-03 12:00:00",
+    ]
+    .iter()
+    .zip(&ids[1..9])
+    .map(|(at, id)| format!("UPDATE leads SET created_at = '{at}' WHERE id = {id};"))
+    .collect();
     sql::execute(
         app.backend,
         &app.database_url(),
         &format!(
             "{cascade} DELETE FROM leads WHERE id = {};
-             UPDATE leads SET last_message_time = {moved_back} WHERE id = {};",
+             INSERT INTO leads (phone_number, first_message, first_message_time,
+                                last_message, last_message_time, created_at, updated_at)
+             VALUES ('15556779901', 'hi', '2025-03-05 10:00:00', 'hi',
+                     '2025-03-05 10:00:00', '2025-03-05 10:00:00', '2025-03-05 10:00:00'),
+                    ('15556779902', 'hi', '2030-03-05 10:00:00', 'hi',
+                     '2030-03-05 10:00:00', '2030-03-05 10:00:00', '2030-03-05 10:00:00');
+             UPDATE leads SET last_message_time = {moved_back} WHERE id = {};
+             {created}",
             ids[0], ids[13]
         ),
     );
-    assert_eq!(expect_every_offset(&app, "").await.len(), 12);
+    expect_leads(14).await;
 
     let reset = json!({"confirm": "delete all leads"});
     json_with_status(app.admin_post("/api/admin/reset", &reset).await, 200).await;
-    assert_eq!(expect_every_offset(&app, "").await.len(), 0);
+    expect_leads(0).await;
     for i in 0..3i64 {
         send(
             format!("155567701{i:02}"),
@@ -393,7 +426,7 @@ async fn every_offset_lands_on_its_slice_through_every_change(app: TestApp) {
         )
         .await;
     }
-    assert_eq!(expect_every_offset(&app, "").await.len(), 3);
+    expect_leads(3).await;
 }
 
 async fn bad_filter_parameters_are_400_naming_the_parameter(app: TestApp) {

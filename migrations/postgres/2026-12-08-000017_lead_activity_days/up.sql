@@ -5,7 +5,7 @@
 -- page at an offset into the list in its default order (latest activity
 -- first), unfiltered or filtered on one of those kinds alone, starts at the
 -- day its offset lands in and steps over that day's leads only, instead of
--- every lead ahead of it (`leads::activity_days`): at 1 M leads, stepping
+-- every lead ahead of it (`leads::day_counts`): at 1 M leads, stepping
 -- over 500,000 entries of the sort's index took 35–54 ms. A day that loses
 -- its last lead keeps its row at 0. New and deleted leads are counted once
 -- per statement; a message moves its lead to another day at most once a

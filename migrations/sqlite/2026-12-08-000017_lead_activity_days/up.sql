@@ -5,7 +5,7 @@
 -- page at an offset into the list in its default order (latest activity
 -- first), unfiltered or filtered on one of those kinds alone, starts at the
 -- day its offset lands in and steps over that day's leads only, instead of
--- every lead ahead of it (`leads::activity_days`). A day that loses its
+-- every lead ahead of it (`leads::day_counts`). A day that loses its
 -- last lead keeps its row at 0.
 CREATE TABLE lead_activity_days (
     kind  TEXT NOT NULL,

@@ -234,6 +234,21 @@ fn walk_filters(all_leads: Option<i64>, matching: Option<i64>, wanted: i64) -> b
     }
 }
 
+/// The value sort's key, highest first and leads without a value last
+/// (`shown`), or the reverse. PostgreSQL puts NULLs first in a descending
+/// order and SQLite last, so the order is written out with `NULLS LAST`,
+/// which both read (diesel offers it for PostgreSQL alone). Both serve it
+/// from `leads_value_keyset_idx`, where sorting on `value_minor IS NULL`
+/// first had each sort every lead: 1 M leads, the first page 0.46 s on
+/// PostgreSQL and 1.7 s on SQLite.
+fn value_key(shown: bool) -> diesel::expression::SqlLiteral<Nullable<diesel::sql_types::BigInt>> {
+    diesel::dsl::sql(if shown {
+        "leads.value_minor DESC NULLS LAST"
+    } else {
+        "leads.value_minor ASC NULLS FIRST"
+    })
+}
+
 /// A page at an offset, read from the end of the list: the rows to step
 /// over from there, and how many to take. From the end a page in the back
 /// half steps over fewer rows, and an offset costs a step per row (1 M
@@ -524,13 +539,13 @@ pub fn list(
         };
         let unindexed = walk_filters(walk_all_leads, counted.or(kept_total), wanted);
         // (A macro: a closure over the boxed query cannot name its lifetime.)
-        // `$down` orders the list as shown (`desc`), `$up` is the opposite;
-        // swapped, they read the list from its end.
+        // `$down` orders the list as shown (`desc`, `$shown` true); `asc`
+        // and false read the list from its end.
         macro_rules! ordered {
             ($page:expr) => {
-                ordered!($page, desc, asc)
+                ordered!($page, desc, true)
             };
-            ($page:expr, $down:ident, $up:ident) => {
+            ($page:expr, $down:ident, $shown:expr) => {
                 match sort {
                     Sort::LastActivity => {
                         $page.order((leads::last_message_time.$down(), leads::id.$down()))
@@ -540,12 +555,7 @@ pub fn list(
                         $page.order((leads::message_count.$down(), leads::id.$down()))
                     }
                     Sort::Score => $page.order((leads::score.$down(), leads::id.$down())),
-                    // PostgreSQL puts NULLs first in a descending order, SQLite last.
-                    Sort::Value => $page.order((
-                        leads::value_minor.is_null().$up(),
-                        leads::value_minor.$down(),
-                        leads::id.$down(),
-                    )),
+                    Sort::Value => $page.order((value_key($shown), leads::id.$down())),
                 }
             };
         }
@@ -570,7 +580,7 @@ pub fn list(
                         ordered!(page).offset(skip).limit(limit)
                     }
                     (None, Some(FromEnd { skip, take })) => {
-                        ordered!(page, asc, desc).offset(skip).limit(take)
+                        ordered!(page, asc, false).offset(skip).limit(take)
                     }
                     (None, None) => ordered!(page).offset(skip).limit(limit),
                 }

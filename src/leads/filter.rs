@@ -239,7 +239,7 @@ fn walk_filters(all_leads: Option<i64>, matching: Option<i64>, wanted: i64) -> b
 /// order and SQLite last, so the order is written out with `NULLS LAST`,
 /// which both read (diesel offers it for PostgreSQL alone). Both serve it
 /// from `leads_value_keyset_idx`, where sorting on `value_minor IS NULL`
-/// first had each sort every lead: 1 M leads, the first page 0.46 s on
+/// first had each sort every lead: 1 M leads, the first page 0.3–0.5 s on
 /// PostgreSQL and 1.7 s on SQLite.
 fn value_key(shown: bool) -> diesel::expression::SqlLiteral<Nullable<diesel::sql_types::BigInt>> {
     diesel::dsl::sql(if shown {

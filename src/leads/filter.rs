@@ -593,8 +593,8 @@ pub fn list(
             break 'page QueryResult::Ok((items, counted));
         };
         // Callers pass `skip` 0 with a cursor (the API answers 400 to both).
-        // A page after a cursor is read in two index seeks: the leads that
-        // tie with the cursor's key (at lower ids), then those past the key.
+        // A page after a cursor is read in index seeks: the leads that tie
+        // with the cursor's key (at lower ids), then those past the key.
         // One query with `key < k OR (key = k AND id < i)` seeks on the key
         // alone and steps over every tie ahead of the cursor: 47 ms at 1 M
         // leads sharing one score, where the two seeks take about 1 ms.
@@ -602,7 +602,7 @@ pub fn list(
             ($column:expr, $key:expr) => {
                 (
                     build(broad, unindexed).filter($column.eq($key)),
-                    Some(build(broad, unindexed).filter($column.lt($key))),
+                    vec![build(broad, unindexed).filter($column.lt($key))],
                 )
             };
         }
@@ -611,16 +611,17 @@ pub fn list(
             (Sort::Created, Key::Time(t)) => ties_and_past!(leads::created_at, t),
             (Sort::MessageCount, Key::Number(n)) => ties_and_past!(leads::message_count, n),
             (Sort::Score, Key::Number(n)) => ties_and_past!(leads::score, n),
-            // Leads without a value come after every value.
-            (Sort::Value, Key::Number(n)) => (
-                build(broad, unindexed).filter(leads::value_minor.eq(n)),
-                Some(
-                    build(broad, unindexed)
-                        .filter(leads::value_minor.lt(n).or(leads::value_minor.is_null())),
-                ),
-            ),
+            // Leads without a value come after every value: a seek of their
+            // own, as `value < n OR value IS NULL` is no range of the index
+            // to PostgreSQL, which stepped over every lead with a higher
+            // value (333,000 of 1 M leads with a value: 385 ms, 0.1 ms so).
+            (Sort::Value, Key::Number(n)) => {
+                let (ties, mut past) = ties_and_past!(leads::value_minor, n);
+                past.push(build(broad, unindexed).filter(leads::value_minor.is_null()));
+                (ties, past)
+            }
             (Sort::Value, Key::NoValue) => {
-                (build(broad, unindexed).filter(leads::value_minor.is_null()), None)
+                (build(broad, unindexed).filter(leads::value_minor.is_null()), Vec::new())
             }
             // `Cursor::decode` pairs every sort with its kind of key.
             _ => {
@@ -633,8 +634,11 @@ pub fn list(
             .limit(limit)
             .select(Lead::as_select())
             .load(c)?;
-        let missing = limit - items.len() as i64;
-        if let (Some(past), true) = (past, missing > 0) {
+        for past in past {
+            let missing = limit - items.len() as i64;
+            if missing == 0 {
+                break;
+            }
             items.extend(
                 ordered!(past)
                     .limit(missing)

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{json_with_status, Backend, TestApp};
+use crate::helpers::{json_with_status, TestApp};
 use crate::payloads::{body_of, change, value, Msg, Sender, T0};
 use crate::sql;
 use crate::staff::{expect_every_offset, ids_of, patched};
@@ -350,11 +350,7 @@ async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
     }
     let lead = |i: u32| {
         let app = &app;
-        async move {
-            app.lead(&format!("155512301{i:02}")).await["id"]
-                .as_i64()
-                .expect("id")
-        }
+        async move { app.lead_id(&format!("155512301{i:02}")).await }
     };
     let filters = [
         "status=new",
@@ -395,13 +391,8 @@ async fn a_value_filter_counts_exactly_through_every_change(app: TestApp) {
          UPDATE leads SET business_phone_number_id = NULL WHERE id = {other};"
     ));
     assert_eq!(value_totals(&app, &filters).await, [6, 1, 3, 3, 2, 4, 6, 2]);
-    // (SQLite enforces foreign keys, and so cascades, only when asked.)
-    let cascade = match app.backend {
-        Backend::Sqlite => "PRAGMA foreign_keys = ON;",
-        Backend::Postgres => "",
-    };
     sql(&format!(
-        "{cascade} DELETE FROM leads WHERE id IN ({first}, {organic});"
+        "DELETE FROM leads WHERE id IN ({first}, {organic});"
     ));
     assert_eq!(value_totals(&app, &filters).await, [5, 0, 2, 2, 2, 3, 4, 2]);
 

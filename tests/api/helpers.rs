@@ -368,6 +368,11 @@ impl TestApp {
         items[0].clone()
     }
 
+    /// The id of the one lead `q` finds.
+    pub async fn lead_id(&self, q: &str) -> i64 {
+        self.lead(q).await["id"].as_i64().expect("id")
+    }
+
     pub async fn stats(&self) -> Value {
         self.admin_json("/api/admin/leads/stats").await
     }

@@ -28,8 +28,8 @@ async fn merge_keeps_what_staff_recorded_on_either_lead(app: TestApp) {
         "bsuid era",
     )
     .await;
-    let phone_lead = app.lead(PHONE).await["id"].as_i64().unwrap();
-    let bsuid_lead = app.lead(BSUID).await["id"].as_i64().unwrap();
+    let phone_lead = app.lead_id(PHONE).await;
+    let bsuid_lead = app.lead_id(BSUID).await;
     patched(
         &app,
         phone_lead,

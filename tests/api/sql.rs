@@ -12,8 +12,12 @@ pub fn execute(backend: Backend, url: &str, sql: &str) {
     let result = match backend {
         Backend::Sqlite => {
             let mut c = SqliteConnection::establish(url).expect("open the SQLite test database");
-            // The server may be writing at the same moment.
-            c.batch_execute(&format!("PRAGMA busy_timeout = 10000; {sql}"))
+            // The server may be writing at the same moment; and its
+            // connections enforce foreign keys (so deletes cascade), as
+            // SQLite does only when asked.
+            c.batch_execute(&format!(
+                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; {sql}"
+            ))
         }
         Backend::Postgres => PgConnection::establish(url)
             .expect("connect to the PostgreSQL test database")

@@ -92,7 +92,7 @@ pub async fn leads_from(app: &TestApp, phones: &[&str]) -> Vec<i64> {
     for (i, phone) in phones.iter().enumerate() {
         let body = text_from(phone, &format!("wamid.{phone}"), T0 + i as i64, "hello");
         assert_eq!(app.post_webhook(&body).await.status(), 200);
-        ids.push(app.lead(phone).await["id"].as_i64().expect("id"));
+        ids.push(app.lead_id(phone).await);
     }
     ids
 }
